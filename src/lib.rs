@@ -1,0 +1,1 @@
+//! hsm-demo library.
