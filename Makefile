@@ -20,10 +20,12 @@ PY          := $(VENV)/bin/python
 
 # Test targets registered by the fragments, run in this order by `make test`.
 TEST_TARGETS :=
+# Benchmark targets registered by the fragments; each appends its section to docs/benchmarks.md.
+BENCH_TARGETS :=
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
 
-.PHONY: help test lint fmt
+.PHONY: help test bench lint fmt
 help:
 	@echo "make demo        run the spec's HSM flow on a project-local SoftHSM2 token"
 	@echo "make test        run every test (installs packages, starts the local AWS stand-in)"
@@ -33,6 +35,9 @@ help:
 
 test: deps $(TEST_TARGETS)
 	@echo "make test: all test targets passed ($(TEST_TARGETS))"
+
+bench: deps $(BENCH_TARGETS)
+	@echo "make bench: results in docs/benchmarks.md ($(BENCH_TARGETS))"
 
 lint: deps-rust
 	$(CARGO) fmt --all -- --check
