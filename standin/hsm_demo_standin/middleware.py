@@ -1,0 +1,120 @@
+"""WSGI middleware in front of moto: the control endpoint, throttling and injected faults."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import __version__
+from .config import SWITCHES, ConfigError, set_current_access_key
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+CONTROL_PREFIX = "/_standin"
+
+
+def access_key_of(environ: dict[str, Any]) -> str | None:
+    m = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else None
+
+
+def operation_of(environ: dict[str, Any]) -> str | None:
+    """The API operation of a JSON-protocol request (`X-Amz-Target: ACMPrivateCA.IssueCertificate`)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    return None
+
+
+def _json(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status,
+        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class StandinMiddleware:
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self.control(environ, start_response, path[len(CONTROL_PREFIX) :])
+        if path.startswith("/moto-api"):
+            set_current_access_key(None)
+            return self.app(environ, start_response)
+
+        akid = access_key_of(environ)
+        set_current_access_key(akid)
+        op = operation_of(environ)
+
+        draw, cfg = SWITCHES.draw(akid)
+        ops = cfg["fault_operations"]
+        if not ops or (op is not None and op in ops):
+            p_drop = cfg["fault_drop_probability"]
+            p_5xx = cfg["fault_5xx_probability"]
+            if draw < p_drop:
+                return self.drop(environ, start_response)
+            if draw < p_drop + p_5xx:
+                if int(draw * 1e9) % 2:
+                    return _json(
+                        start_response,
+                        "503 Service Unavailable",
+                        {"__type": "ServiceUnavailable", "message": "injected fault (stand-in)"},
+                    )
+                return _json(
+                    start_response,
+                    "500 Internal Server Error",
+                    {"__type": "InternalFailure", "message": "injected fault (stand-in)"},
+                )
+
+        if op is not None and not SWITCHES.take_token(akid, op):
+            return _json(
+                start_response,
+                "400 Bad Request",
+                {"__type": "ThrottlingException", "message": "Rate exceeded"},
+            )
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def drop(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Close the connection without an answer, like a load balancer dropping it."""
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        # werkzeug's write then fails with a ConnectionError, which it treats as a dropped connection.
+        raise ConnectionResetError("stand-in: injected dropped connection")
+
+    @staticmethod
+    def control(
+        environ: dict[str, Any], start_response: Callable[..., Any], sub: str
+    ) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if sub in ("", "/", "/info") and method == "GET":
+            return _json(start_response, "200 OK", {"standin": "hsm-demo", "version": __version__})
+        if sub == "/config" and method == "GET":
+            return _json(start_response, "200 OK", SWITCHES.snapshot())
+        if sub == "/config" and method == "POST":
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ConfigError("body must be a JSON object")
+                return _json(start_response, "200 OK", SWITCHES.update(body))
+            except (ConfigError, ValueError) as e:
+                return _json(start_response, "400 Bad Request", {"error": str(e)})
+        if sub == "/config/reset" and method == "POST":
+            SWITCHES.reset()
+            return _json(start_response, "200 OK", SWITCHES.snapshot())
+        return _json(start_response, "404 Not Found", {"error": f"no such control endpoint: {method} {sub}"})
