@@ -1,1 +1,13 @@
-//! hsm-demo library.
+//! hsm-demo: device certificates with keys that never leave a PKCS#11 HSM.
+//!
+//! - [`hsm`]: PKCS#11 module loading, token selection, login, key look-up, the HSM signer
+//!   (rcgen `SigningKey`), and one file per HSM command (slots, keygen, sign, verify).
+//! - [`cli`]: the clap command line (a thin layer over the library).
+//! - [`error`]: the one error type.
+
+pub mod cli;
+pub mod error;
+pub mod fsutil;
+pub mod hsm;
+
+pub use error::{Error, Result};

@@ -1,0 +1,81 @@
+//! `hsm-demo generate-key --label L [--curve p256|p384] [--id HEX]`
+
+use crate::cli::common::{parse_hex, print_bytes, print_json};
+use crate::cli::Global;
+use crate::error::Result;
+use crate::hsm::ec::Curve;
+use crate::hsm::keygen::{generate_key, KeygenRequest};
+use crate::hsm::session::HsmSession;
+
+const AFTER_HELP: &str = "\
+Examples:
+  hsm-demo generate-key --label service-key
+  hsm-demo generate-key --label root-ca-key --curve p384 --id 0a0b
+  hsm-demo --token demo --json generate-key --label device-1
+
+The private key is created with CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_EXTRACTABLE=false:
+it never leaves the HSM. An existing label is refused unless --allow-duplicate-label is given.";
+
+/// `generate-key` arguments.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Label (CKA_LABEL) of the new key pair
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+
+    /// Curve: p256 (ECDSA P-256, SHA-256) or p384 (ECDSA P-384, SHA-384)
+    #[arg(long, default_value = "p256", value_name = "CURVE")]
+    pub curve: String,
+
+    /// Key id (CKA_ID) in hex [default: 8 random bytes]
+    #[arg(long, value_name = "HEX")]
+    pub id: Option<String>,
+
+    /// Create the key even if another key already has this label (look-ups by label become ambiguous)
+    #[arg(long)]
+    pub allow_duplicate_label: bool,
+}
+
+/// Runs `generate-key`.
+pub fn run(args: Args, g: &Global) -> Result<()> {
+    // Validate everything before touching the token.
+    let curve = Curve::parse(&args.curve)?;
+    let id = args
+        .id
+        .as_deref()
+        .map(|h| parse_hex("--id", h))
+        .transpose()?;
+    if args.label.is_empty() {
+        return Err(crate::Error::input("--label must not be empty"));
+    }
+    let session = HsmSession::connect(&g.connect_options())?;
+    let key = generate_key(
+        &session,
+        &KeygenRequest {
+            label: args.label,
+            curve,
+            id,
+            allow_duplicate_label: args.allow_duplicate_label,
+        },
+    )?;
+    if g.json {
+        print_json(&serde_json::json!({
+            "label": key.label,
+            "id": hex::encode(&key.id),
+            "curve": curve.id(),
+            "algorithm": curve.algorithm_name(),
+            "token": session.token_label(),
+            "public_key_sec1": hex::encode(&key.public_point),
+        }))
+    } else {
+        print_bytes(
+            format!(
+                "Generated ECDSA {} key pair, label: {}\n",
+                curve.name(),
+                key.label
+            )
+            .as_bytes(),
+        )
+    }
+}

@@ -1,0 +1,152 @@
+//! `generate-key`: an ECDSA key pair inside the token. The private key is CKA_TOKEN, CKA_PRIVATE,
+//! CKA_SENSITIVE and not extractable. A label (or id) that already exists is refused unless asked
+//! otherwise; if anything fails after the pair was created, both halves are destroyed.
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+
+use crate::error::{Error, Result};
+use crate::hsm::ec::Curve;
+use crate::hsm::session::{HsmSession, KeySpec};
+use crate::hsm::signer::read_public_key;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct KeygenRequest {
+    /// CKA_LABEL of both halves.
+    pub label: String,
+    /// The curve.
+    pub curve: Curve,
+    /// CKA_ID; `None` = 8 random bytes.
+    pub id: Option<Vec<u8>>,
+    /// Allow a label that already exists (the id must still be new).
+    pub allow_duplicate_label: bool,
+}
+
+impl KeygenRequest {
+    /// A P-256 key with a random id, refusing an existing label.
+    pub fn new(label: impl Into<String>, curve: Curve) -> Self {
+        KeygenRequest {
+            label: label.into(),
+            curve,
+            id: None,
+            allow_duplicate_label: false,
+        }
+    }
+}
+
+/// The generated pair.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// CKA_LABEL.
+    pub label: String,
+    /// CKA_ID.
+    pub id: Vec<u8>,
+    /// The curve.
+    pub curve: Curve,
+    /// Uncompressed SEC1 public point.
+    pub public_point: Vec<u8>,
+    /// Public key handle (this session only).
+    pub public_handle: ObjectHandle,
+    /// Private key handle (this session only).
+    pub private_handle: ObjectHandle,
+}
+
+fn exists(session: &HsmSession, spec: &KeySpec) -> Result<bool> {
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+        if !session.find_keys(class, spec)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Generates the key pair. The session must be logged in.
+pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<GeneratedKey> {
+    if req.label.is_empty() {
+        return Err(Error::input("the key label must not be empty"));
+    }
+    if req.id.as_ref().is_some_and(|i| i.is_empty()) {
+        return Err(Error::input("the key id must not be empty"));
+    }
+    if !session.is_logged_in() {
+        return Err(Error::input("generate-key needs a logged-in session"));
+    }
+    let token = session.token_label().to_string();
+    if !req.allow_duplicate_label && exists(session, &KeySpec::label(req.label.clone()))? {
+        return Err(Error::KeyExists {
+            what: format!("label '{}'", req.label),
+            token,
+        });
+    }
+    let id = match &req.id {
+        Some(i) => {
+            let spec = KeySpec {
+                label: None,
+                id: Some(i.clone()),
+            };
+            if exists(session, &spec)? {
+                return Err(Error::KeyExists {
+                    what: format!("id {}", hex::encode(i)),
+                    token,
+                });
+            }
+            i.clone()
+        }
+        None => rand::random::<[u8; 8]>().to_vec(),
+    };
+    let label = req.label.as_bytes().to_vec();
+    let public_tpl = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(req.curve.ec_params().to_vec()),
+        Attribute::Label(label.clone()),
+        Attribute::Id(id.clone()),
+    ];
+    let private_tpl = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Derive(false),
+        Attribute::Label(label),
+        Attribute::Id(id.clone()),
+    ];
+    let (public_handle, private_handle) = session.session().generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &public_tpl,
+        &private_tpl,
+    )?;
+    // From here on, failure must not leave a half key pair behind.
+    let check = || -> Result<Vec<u8>> {
+        let (curve, point) = read_public_key(session, public_handle)?;
+        if curve != req.curve {
+            return Err(Error::Other(format!(
+                "the token generated a {} key when {} was asked for",
+                curve.name(),
+                req.curve.name()
+            )));
+        }
+        Ok(point)
+    };
+    match check() {
+        Ok(public_point) => {
+            tracing::debug!(label = %req.label, id = %hex::encode(&id), "generated key pair");
+            Ok(GeneratedKey {
+                label: req.label.clone(),
+                id,
+                curve: req.curve,
+                public_point,
+                public_handle,
+                private_handle,
+            })
+        }
+        Err(e) => {
+            let _ = session.session().destroy_object(private_handle);
+            let _ = session.session().destroy_object(public_handle);
+            Err(e)
+        }
+    }
+}

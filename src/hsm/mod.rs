@@ -1,0 +1,25 @@
+//! Everything that talks PKCS#11.
+//!
+//! Layers: [`module`] (dlopen + C_Initialize) → [`session`] (token selection, RW session, login,
+//! key look-up) → [`signer`] (`HsmSigner`, rcgen `SigningKey`). [`pin`] gets the PIN, [`uri`]
+//! parses RFC 7512 URIs, [`ec`] does curves, points and signature encodings. One file per
+//! command: [`slots`], [`keygen`], [`sign`], [`verify`].
+
+pub mod ec;
+pub mod keygen;
+pub mod module;
+pub mod pin;
+pub mod session;
+pub mod sign;
+pub mod signer;
+pub mod slots;
+pub mod uri;
+pub mod verify;
+// The key-ceremony helper adds its modules here: `pub mod ceremony;` / `pub mod transcript;`.
+
+pub use ec::Curve;
+pub use module::Module;
+pub use pin::PinSource;
+pub use session::{ConnectOptions, HsmSession, KeySpec};
+pub use signer::HsmSigner;
+pub use uri::Pkcs11Uri;

@@ -1,0 +1,439 @@
+//! Token selection, the read-write session, login, key look-up and bounded retries.
+//!
+//! Tokens are chosen by label or serial (`--token` / `HSM_DEMO_TOKEN`), else the single
+//! initialised token; never by slot number (SoftHSM renumbers slots after `--init-token`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::{Slot, TokenInfo};
+use secrecy::SecretString;
+
+use crate::error::{Error, Result};
+use crate::hsm::module::Module;
+use crate::hsm::pin::PinSource;
+use crate::hsm::uri::{ObjectType, Pkcs11Uri};
+
+/// Environment variable selecting the token by label or serial.
+pub const TOKEN_ENV: &str = "HSM_DEMO_TOKEN";
+/// Environment variable selecting the PKCS#11 module path.
+pub const MODULE_ENV: &str = "HSM_DEMO_MODULE";
+
+/// Attempts for idempotent calls (sign, get-attribute, find) on CKR_DEVICE_ERROR / CKR_DEVICE_MEMORY.
+pub const RETRY_ATTEMPTS: u32 = 3;
+
+/// Runs an idempotent PKCS#11 call, retrying a bounded number of times on CKR_DEVICE_ERROR and
+/// CKR_DEVICE_MEMORY (AWS CloudHSM returns these under throttling). Never use it for C_Login.
+pub fn retry_idempotent<T>(mut f: impl FnMut() -> cryptoki::error::Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(CkError::Pkcs11(rv @ (RvError::DeviceError | RvError::DeviceMemory), func))
+                if attempt < RETRY_ATTEMPTS =>
+            {
+                tracing::warn!(call = ?func, code = ?rv, attempt, "retrying after device error");
+                std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What a slot's token says about itself (trimmed strings).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenSummary {
+    /// Position in `C_GetSlotList` (0-based).
+    pub index: usize,
+    /// The PKCS#11 slot id (changes under SoftHSM after `--init-token`: do not store it).
+    pub slot_id: u64,
+    /// Token label.
+    pub label: String,
+    /// Token manufacturer.
+    pub manufacturer: String,
+    /// Token model.
+    pub model: String,
+    /// Token serial number.
+    pub serial: String,
+    /// CKF_TOKEN_INITIALIZED.
+    pub initialized: bool,
+    /// CKF_LOGIN_REQUIRED.
+    pub login_required: bool,
+    /// CKF_USER_PIN_INITIALIZED.
+    pub user_pin_initialized: bool,
+    /// CKF_USER_PIN_LOCKED.
+    pub user_pin_locked: bool,
+    /// CKF_WRITE_PROTECTED.
+    pub write_protected: bool,
+}
+
+impl TokenSummary {
+    fn new(index: usize, slot: Slot, t: &TokenInfo) -> Self {
+        TokenSummary {
+            index,
+            slot_id: slot.id(),
+            label: t.label().trim_end().to_string(),
+            manufacturer: t.manufacturer_id().trim_end().to_string(),
+            model: t.model().trim_end().to_string(),
+            serial: t.serial_number().trim_end().to_string(),
+            initialized: t.token_initialized(),
+            login_required: t.login_required(),
+            user_pin_initialized: t.user_pin_initialized(),
+            user_pin_locked: t.user_pin_locked(),
+            write_protected: t.write_protected(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("'{}' (serial {})", self.label, self.serial)
+    }
+}
+
+/// Every slot that has a token in it, with its index in the full slot list.
+pub fn tokens(module: &Module) -> Result<Vec<(Slot, TokenSummary)>> {
+    let slots = module.ctx().get_all_slots()?;
+    let mut out = Vec::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        match module.ctx().get_token_info(slot) {
+            Ok(t) => out.push((slot, TokenSummary::new(i, slot, &t))),
+            Err(CkError::Pkcs11(RvError::TokenNotPresent, _)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Selects a token by label or serial (`want`), else the single initialised token.
+pub fn select_token(module: &Module, want: Option<&str>) -> Result<(Slot, TokenSummary)> {
+    let all = tokens(module)?;
+    let initialised: Vec<_> = all.iter().filter(|(_, t)| t.initialized).collect();
+    let listing = || {
+        if initialised.is_empty() {
+            "none initialised".to_string()
+        } else {
+            initialised
+                .iter()
+                .map(|(_, t)| t.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    match want {
+        Some(w) => {
+            let by_label: Vec<_> = initialised.iter().filter(|(_, t)| t.label == w).collect();
+            let matches = if by_label.is_empty() {
+                initialised.iter().filter(|(_, t)| t.serial == w).collect()
+            } else {
+                by_label
+            };
+            match matches.len() {
+                1 => Ok((*matches[0]).clone()),
+                0 => Err(Error::Token(format!(
+                    "no initialised token with label or serial '{w}' in {} (tokens: {})",
+                    module.path().display(),
+                    listing()
+                ))),
+                n => Err(Error::Token(format!(
+                    "{n} tokens are labelled '{w}' ({}): select one by serial with --token SERIAL",
+                    matches
+                        .iter()
+                        .map(|(_, t)| t.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+        None => match initialised.len() {
+            1 => Ok(initialised[0].clone()),
+            0 => Err(Error::Token(format!(
+                "no initialised token in {} ({} slot(s), none initialised): create one with `softhsm2-util --init-token --free --label LABEL`",
+                module.path().display(),
+                all.len()
+            ))),
+            n => Err(Error::Token(format!(
+                "{n} initialised tokens ({}): choose one with --token LABEL or {TOKEN_ENV}",
+                listing()
+            ))),
+        },
+    }
+}
+
+/// How to reach a token: module, token, PIN source.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--module` / `HSM_DEMO_MODULE`; `None` = the default SoftHSM2 paths.
+    pub module: Option<PathBuf>,
+    /// `--token` / `HSM_DEMO_TOKEN`: label or serial; `None` = the single initialised token.
+    pub token: Option<String>,
+    /// Where the PIN comes from.
+    pub pin: PinSource,
+}
+
+/// A read-write session on one token, optionally logged in. Owns (a share of) its module, so the
+/// session is closed before `C_Finalize` runs.
+#[derive(Debug)]
+pub struct HsmSession {
+    // Field order matters: the session closes before the module is finalized.
+    session: Session,
+    token: TokenSummary,
+    slot: Slot,
+    logged_in: bool,
+    module: Arc<Module>,
+}
+
+/// Which key to look up: by label, by id, or both (never neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySpec {
+    /// CKA_LABEL.
+    pub label: Option<String>,
+    /// CKA_ID.
+    pub id: Option<Vec<u8>>,
+}
+
+impl KeySpec {
+    /// By label.
+    pub fn label(l: impl Into<String>) -> Self {
+        KeySpec {
+            label: Some(l.into()),
+            id: None,
+        }
+    }
+
+    /// From a PKCS#11 URI's `object=` and `id=` (the `token=` part selects the token).
+    pub fn from_uri(u: &Pkcs11Uri) -> Result<Self> {
+        if u.object.is_none() && u.id.is_none() {
+            return Err(Error::Uri(
+                "the URI names no key: give object= and/or id=".into(),
+            ));
+        }
+        Ok(KeySpec {
+            label: u.object.clone(),
+            id: u.id.clone(),
+        })
+    }
+
+    /// Human description, e.g. `private key with label 'k' and id 0102`.
+    pub fn describe(&self, class: ObjectClass) -> String {
+        let kind = class_name(class);
+        match (&self.label, &self.id) {
+            (Some(l), Some(i)) => format!("{kind} with label '{l}' and id {}", hex::encode(i)),
+            (Some(l), None) => format!("{kind} with label '{l}'"),
+            (None, Some(i)) => format!("{kind} with id {}", hex::encode(i)),
+            (None, None) => format!("{kind} (no label or id given)"),
+        }
+    }
+
+    fn template(&self, class: ObjectClass) -> Result<Vec<Attribute>> {
+        if self.label.is_none() && self.id.is_none() {
+            return Err(Error::input("no key selected: give --label, --id or --uri"));
+        }
+        let mut t = vec![Attribute::Class(class)];
+        if let Some(l) = &self.label {
+            t.push(Attribute::Label(l.as_bytes().to_vec()));
+        }
+        if let Some(i) = &self.id {
+            t.push(Attribute::Id(i.clone()));
+        }
+        Ok(t)
+    }
+}
+
+/// `private key` / `public key` / `certificate` …
+pub fn class_name(class: ObjectClass) -> &'static str {
+    if class == ObjectClass::PRIVATE_KEY {
+        "private key"
+    } else if class == ObjectClass::PUBLIC_KEY {
+        "public key"
+    } else if class == ObjectClass::CERTIFICATE {
+        "certificate"
+    } else if class == ObjectClass::SECRET_KEY {
+        "secret key"
+    } else if class == ObjectClass::DATA {
+        "data object"
+    } else {
+        "object"
+    }
+}
+
+/// The object class for a URI `type=`.
+pub fn class_for_type(t: ObjectType) -> ObjectClass {
+    match t {
+        ObjectType::Private => ObjectClass::PRIVATE_KEY,
+        ObjectType::Public => ObjectClass::PUBLIC_KEY,
+        ObjectType::Cert => ObjectClass::CERTIFICATE,
+        ObjectType::SecretKey => ObjectClass::SECRET_KEY,
+        ObjectType::Data => ObjectClass::DATA,
+    }
+}
+
+impl HsmSession {
+    /// Loads the module, selects the token and opens a read-write session (not logged in).
+    pub fn open(opts: &ConnectOptions) -> Result<HsmSession> {
+        let module = Arc::new(Module::load(opts.module.as_deref())?);
+        Self::open_on(module, opts.token.as_deref())
+    }
+
+    /// Loads the module, selects the token, opens a read-write session and logs in.
+    pub fn connect(opts: &ConnectOptions) -> Result<HsmSession> {
+        let mut s = Self::open(opts)?;
+        s.login(&opts.pin)?;
+        Ok(s)
+    }
+
+    /// Opens a read-write session on an already loaded module (e.g. one session per thread).
+    pub fn open_on(module: Arc<Module>, token: Option<&str>) -> Result<HsmSession> {
+        let (slot, token) = select_token(&module, token)?;
+        let session = module.ctx().open_rw_session(slot)?;
+        tracing::debug!(token = %token.label, serial = %token.serial, "opened RW session");
+        Ok(HsmSession {
+            session,
+            token,
+            slot,
+            logged_in: false,
+            module,
+        })
+    }
+
+    /// Logs the user in, with the PIN from `src`. Wrong, locked and uninitialised PINs each get
+    /// their own error. A login already done in this process (another session) counts as success.
+    /// Never retried.
+    pub fn login(&mut self, src: &PinSource) -> Result<()> {
+        if self.logged_in {
+            return Ok(());
+        }
+        // Fresh flags: the token may have changed since selection.
+        let info = TokenSummary::new(
+            self.token.index,
+            self.slot,
+            &self.module.ctx().get_token_info(self.slot)?,
+        );
+        let token = info.label.clone();
+        if info.user_pin_locked {
+            return Err(Error::PinLocked { token });
+        }
+        if !info.user_pin_initialized {
+            return Err(Error::PinNotInitialised { token });
+        }
+        let pin = src.get(&token)?;
+        self.login_with_pin(&pin)
+    }
+
+    /// Logs the user in with an explicit PIN (passed to C_Login exactly as given).
+    pub fn login_with_pin(&mut self, pin: &SecretString) -> Result<()> {
+        let token = self.token.label.clone();
+        match self.session.login(UserType::User, Some(pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                self.logged_in = true;
+                tracing::debug!(token = %token, "logged in");
+                Ok(())
+            }
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(Error::PinIncorrect { token }),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::PinLocked { token }),
+            Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) => {
+                Err(Error::PinNotInitialised { token })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether this session has logged in.
+    pub fn is_logged_in(&self) -> bool {
+        self.logged_in
+    }
+
+    /// The raw cryptoki session, for operations this layer does not wrap.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The selected token.
+    pub fn token(&self) -> &TokenSummary {
+        &self.token
+    }
+
+    /// The token's label.
+    pub fn token_label(&self) -> &str {
+        &self.token.label
+    }
+
+    /// The module this session runs on.
+    pub fn module(&self) -> &Arc<Module> {
+        &self.module
+    }
+
+    /// The slot (valid for this process only).
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// All objects of `class` matching `spec` (label and/or id; never an empty template).
+    pub fn find_keys(&self, class: ObjectClass, spec: &KeySpec) -> Result<Vec<ObjectHandle>> {
+        let t = spec.template(class)?;
+        retry_idempotent(|| self.session.find_objects(&t))
+    }
+
+    /// Exactly one object of `class` matching `spec`: none or several is an error that says so.
+    pub fn find_key(&self, class: ObjectClass, spec: &KeySpec) -> Result<ObjectHandle> {
+        let found = self.find_keys(class, spec)?;
+        match found.len() {
+            1 => Ok(found[0]),
+            0 => {
+                let mut what = spec.describe(class);
+                if !self.logged_in && class != ObjectClass::PUBLIC_KEY {
+                    what.push_str(" (not logged in: private objects are hidden)");
+                }
+                Err(Error::KeyNotFound {
+                    what,
+                    token: self.token.label.clone(),
+                })
+            }
+            count => Err(Error::KeyAmbiguous {
+                what: spec.describe(class),
+                count,
+                token: self.token.label.clone(),
+            }),
+        }
+    }
+
+    /// All objects of `class` on the token (listing; never an empty template).
+    pub fn find_all_of_class(&self, class: ObjectClass) -> Result<Vec<ObjectHandle>> {
+        let t = [Attribute::Class(class)];
+        retry_idempotent(|| self.session.find_objects(&t))
+    }
+
+    /// One byte-valued attribute (label, id, EC params, EC point …); `None` if the object lacks it.
+    pub fn get_bytes(&self, obj: ObjectHandle, ty: AttributeType) -> Result<Option<Vec<u8>>> {
+        let attrs = retry_idempotent(|| self.session.get_attributes(obj, &[ty]))?;
+        Ok(attrs.into_iter().find_map(|a| match a {
+            Attribute::Label(v)
+            | Attribute::Id(v)
+            | Attribute::EcParams(v)
+            | Attribute::EcPoint(v)
+            | Attribute::Value(v) => Some(v),
+            _ => None,
+        }))
+    }
+
+    /// CKA_LABEL as a string (lossy), CKA_ID bytes.
+    pub fn label_and_id(&self, obj: ObjectHandle) -> Result<(String, Vec<u8>)> {
+        let attrs = retry_idempotent(|| {
+            self.session
+                .get_attributes(obj, &[AttributeType::Label, AttributeType::Id])
+        })?;
+        let mut label = String::new();
+        let mut id = Vec::new();
+        for a in attrs {
+            match a {
+                Attribute::Label(v) => label = String::from_utf8_lossy(&v).into_owned(),
+                Attribute::Id(v) => id = v,
+                _ => {}
+            }
+        }
+        Ok((label, id))
+    }
+}

@@ -1,0 +1,266 @@
+//! Shared test fixtures: a real PKCS#11 token in a temp dir, and the hsm-demo binary pointed at it.
+//!
+//! Module kinds are chosen by `HSM_DEMO_TEST_MODULES` (comma-separated, default `softhsm`); tests
+//! iterate over [`ModuleKind::enabled`]. Only SoftHSM2 is implemented here; a second module
+//! (kryoptic: `KRYOPTIC_CONF`, initialised with `pkcs11-tool --init-token --init-pin`) plugs in by
+//! adding a variant and its arms in `init_token` / `module_path` / `env`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// Default user PIN of test tokens.
+pub const PIN: &str = "123456";
+/// Default SO PIN of test tokens.
+pub const SO_PIN: &str = "12345678";
+
+/// A PKCS#11 implementation the tests can run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// SoftHSM2 (Debian package softhsm2), configured by `SOFTHSM2_CONF`.
+    SoftHsm,
+}
+
+impl ModuleKind {
+    /// The kinds enabled by `HSM_DEMO_TEST_MODULES` (default: softhsm). Unknown names panic so a
+    /// typo cannot silently skip a module.
+    pub fn enabled() -> Vec<ModuleKind> {
+        let v = std::env::var("HSM_DEMO_TEST_MODULES").unwrap_or_else(|_| "softhsm".into());
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "softhsm" | "softhsm2" => ModuleKind::SoftHsm,
+                other => panic!("HSM_DEMO_TEST_MODULES: unknown module kind '{other}'"),
+            })
+            .collect()
+    }
+
+    /// Short name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModuleKind::SoftHsm => "softhsm",
+        }
+    }
+
+    /// Path of the module's shared library.
+    pub fn module_path(self) -> PathBuf {
+        match self {
+            ModuleKind::SoftHsm => {
+                let candidates = [
+                    "/usr/lib/softhsm/libsofthsm2.so",
+                    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+                ];
+                candidates
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.exists())
+                    .expect("libsofthsm2.so not found: run `make deps-apt`")
+            }
+        }
+    }
+
+    /// Whether the module's library is present on this machine.
+    pub fn available(self) -> bool {
+        match self {
+            ModuleKind::SoftHsm => Path::new("/usr/lib/softhsm/libsofthsm2.so").exists(),
+        }
+    }
+}
+
+/// A token in its own temp directory. Dropping it removes everything.
+pub struct TestToken {
+    /// The module kind.
+    pub kind: ModuleKind,
+    /// Temp dir holding the config and token store (also a scratch dir for tests).
+    pub dir: TempDir,
+    /// Token label.
+    pub label: String,
+    /// User PIN.
+    pub pin: String,
+    /// SO PIN.
+    pub so_pin: String,
+    /// The module's config file (softhsm2.conf).
+    pub conf: PathBuf,
+}
+
+impl TestToken {
+    /// A fresh initialised token labelled `label` on the first enabled module kind.
+    pub fn new(label: &str) -> TestToken {
+        let kind = *ModuleKind::enabled()
+            .first()
+            .expect("HSM_DEMO_TEST_MODULES is empty");
+        Self::with_kind(kind, label)
+    }
+
+    /// A fresh initialised token on `kind`.
+    pub fn with_kind(kind: ModuleKind, label: &str) -> TestToken {
+        let t = Self::empty(kind);
+        t.init_token(label, PIN, SO_PIN);
+        TestToken {
+            label: label.to_string(),
+            ..t
+        }
+    }
+
+    /// A configured module with no initialised token at all.
+    pub fn empty(kind: ModuleKind) -> TestToken {
+        let dir = tempfile::Builder::new()
+            .prefix("hsm-demo-test-")
+            .tempdir()
+            .expect("tempdir");
+        let conf = match kind {
+            ModuleKind::SoftHsm => {
+                let tokens = dir.path().join("tokens");
+                std::fs::create_dir(&tokens).unwrap();
+                let conf = dir.path().join("softhsm2.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                        tokens.display()
+                    ),
+                )
+                .unwrap();
+                conf
+            }
+        };
+        TestToken {
+            kind,
+            dir,
+            label: String::new(),
+            pin: PIN.to_string(),
+            so_pin: SO_PIN.to_string(),
+            conf,
+        }
+    }
+
+    /// Initialises one more token in this module's store (for multi-token tests).
+    pub fn init_token(&self, label: &str, pin: &str, so_pin: &str) {
+        match self.kind {
+            ModuleKind::SoftHsm => {
+                let out = StdCommand::new("softhsm2-util")
+                    .env("SOFTHSM2_CONF", &self.conf)
+                    .args(["--init-token", "--free", "--label", label])
+                    .args(["--so-pin", so_pin, "--pin", pin])
+                    .output()
+                    .expect("softhsm2-util not found: run `make deps-apt`");
+                assert!(
+                    out.status.success(),
+                    "softhsm2-util --init-token failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    /// Initialises a token with an SO PIN but no user PIN (`pkcs11-tool --init-token` only).
+    pub fn init_token_without_user_pin(&self, label: &str) {
+        let out = self
+            .tool("pkcs11-tool")
+            .args(["--module"])
+            .arg(self.kind.module_path())
+            .args(["--init-token", "--label", label, "--so-pin", &self.so_pin])
+            .output()
+            .expect("pkcs11-tool");
+        assert!(
+            out.status.success(),
+            "pkcs11-tool --init-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Environment variables that point a PKCS#11 consumer at this token's module config.
+    pub fn module_env(&self) -> Vec<(&'static str, PathBuf)> {
+        match self.kind {
+            ModuleKind::SoftHsm => vec![("SOFTHSM2_CONF", self.conf.clone())],
+        }
+    }
+
+    /// The hsm-demo binary with the module config, `HSM_DEMO_MODULE`, `HSM_DEMO_PIN` and
+    /// `HSM_DEMO_TOKEN` set, working directory = the temp dir.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.cmd_bare();
+        c.env("HSM_DEMO_PIN", &self.pin);
+        if !self.label.is_empty() {
+            c.env("HSM_DEMO_TOKEN", &self.label);
+        }
+        c
+    }
+
+    /// Like [`cmd`](Self::cmd) without `HSM_DEMO_TOKEN` (the single initialised token is used).
+    pub fn cmd_no_token(&self) -> Command {
+        let mut c = self.cmd_bare();
+        c.env("HSM_DEMO_PIN", &self.pin);
+        c
+    }
+
+    /// The binary with only the module config and `HSM_DEMO_MODULE`: no PIN, no token.
+    pub fn cmd_bare(&self) -> Command {
+        let mut c = Command::cargo_bin("hsm-demo").expect("hsm-demo binary");
+        for k in [
+            "HSM_DEMO_PIN",
+            "HSM_DEMO_TOKEN",
+            "HSM_DEMO_MODULE",
+            "SOFTHSM2_CONF",
+            "KRYOPTIC_CONF",
+            "RUST_LOG",
+        ] {
+            c.env_remove(k);
+        }
+        for (k, v) in self.module_env() {
+            c.env(k, v);
+        }
+        c.env("HSM_DEMO_MODULE", self.kind.module_path());
+        c.current_dir(self.dir.path());
+        c
+    }
+
+    /// Any other program (openssl, pkcs11-tool) with this token's module env, cwd = temp dir.
+    pub fn tool(&self, program: &str) -> StdCommand {
+        let mut c = StdCommand::new(program);
+        for (k, v) in self.module_env() {
+            c.env(k, v);
+        }
+        c.current_dir(self.dir.path());
+        c
+    }
+
+    /// A path inside the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Names of the files in the temp dir (excluding the module's own store and config).
+    pub fn scratch_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "tokens" && n != "softhsm2.conf")
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Runs `generate-key --label label` and asserts success.
+    pub fn generate_key(&self, label: &str) {
+        self.cmd()
+            .args(["generate-key", "--label", label])
+            .assert()
+            .success();
+    }
+}
+
+/// stdout of a successful assert as a String.
+pub fn stdout_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+/// stderr of an assert as a String.
+pub fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
