@@ -1,0 +1,98 @@
+"""The launcher `python -m hsm_demo_standin`: one-line start-up errors, pid file, parent watch.
+
+STANDIN_TEST_STOCK=1 runs stock `python -m moto.server` with the same options instead: it knows
+neither --pidfile nor --parent-pid and prints multi-line usage/tracebacks, so these tests fail.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from hsm_demo_standin import testing
+
+STOCK = os.environ.get("STANDIN_TEST_STOCK") == "1"
+MODULE = "moto.server" if STOCK else "hsm_demo_standin"
+
+
+def launch(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(testing.STANDIN_DIR))
+    return subprocess.Popen([sys.executable, "-m", MODULE, *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_port_taken_by_something_else_is_a_one_line_error():
+    """A port held by a non-AWS listener -> exit 2 and exactly one line `error: … not an AWS endpoint`.
+    Stock moto prints werkzeug's multi-line message."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+
+        def refuse():  # answer nothing useful: accept and close
+            for _ in range(3):
+                try:
+                    c, _ = s.accept()
+                    c.close()
+                except OSError:
+                    return
+
+        threading.Thread(target=refuse, daemon=True).start()
+        p = launch("--host", "127.0.0.1", "--port", str(port))
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not an AWS endpoint" in lines[0], err
+
+
+def test_port_taken_by_an_aws_endpoint_says_so(endpoint):
+    """Launching on the port of a running stand-in -> one line naming it as an AWS endpoint."""
+    port = endpoint.rsplit(":", 1)[1]
+    p = launch("--host", "127.0.0.1", "--port", port)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "already serves an AWS endpoint" in lines[0], err
+
+
+def test_exits_when_parent_dies_even_by_sigkill(tmp_path: Path):
+    """--parent-pid P: when P is SIGKILLed the stand-in exits by itself and removes its pid file.
+    Stock moto has no such option and would outlive its test."""
+    parent = subprocess.Popen(["sleep", "300"])
+    pidfile = tmp_path / "standin.pid"
+    p = launch("--host", "127.0.0.1", "--port", "0", "--quiet", "--parent-pid", str(parent.pid),
+               "--pidfile", str(pidfile))
+    try:
+        line = p.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, line + p.stderr.read()
+        url = line.rsplit("listening on ", 1)[1].strip()
+        testing.wait_ready(url, deadline_s=20, proc=p)
+        assert pidfile.read_text().strip() == str(p.pid)
+        parent.kill()
+        parent.wait()
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        parent.kill()
+        parent.wait()
+
+
+def test_sigterm_stops_and_removes_pidfile(tmp_path: Path):
+    """SIGTERM (what `make aws-down` sends) stops the server and removes its pid file."""
+    pidfile = tmp_path / "standin.pid"
+    p = launch("--host", "127.0.0.1", "--port", "0", "--quiet", "--pidfile", str(pidfile))
+    try:
+        line = p.stdout.readline()
+        assert "listening on" in line, line + p.stderr.read()
+        testing.wait_ready(line.rsplit("listening on ", 1)[1].strip(), deadline_s=20, proc=p)
+        assert pidfile.exists()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+        assert not pidfile.exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
