@@ -1,9 +1,8 @@
 //! Shared test fixtures: a real PKCS#11 token in a temp dir, and the hsm-demo binary pointed at it.
 //!
 //! Module kinds are chosen by `HSM_DEMO_TEST_MODULES` (comma-separated, default `softhsm`); tests
-//! iterate over [`ModuleKind::enabled`]. Only SoftHSM2 is implemented here; a second module
-//! (kryoptic: `KRYOPTIC_CONF`, initialised with `pkcs11-tool --init-token --init-pin`) plugs in by
-//! adding a variant and its arms in `init_token` / `module_path` / `env`.
+//! iterate over [`ModuleKind::enabled`]: `softhsm` (SoftHSM2, `SOFTHSM2_CONF`) and `kryoptic`
+//! (`KRYOPTIC_CONF` with sqlite tokens, initialised with `pkcs11-tool --init-token --init-pin`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -22,7 +21,15 @@ pub const SO_PIN: &str = "12345678";
 pub enum ModuleKind {
     /// SoftHSM2 (Debian package softhsm2), configured by `SOFTHSM2_CONF`.
     SoftHsm,
+    /// kryoptic 1.5.4 (built by `make kryoptic`), configured by `KRYOPTIC_CONF`; library path from
+    /// `HSM_DEMO_KRYOPTIC_LIB` or `tools/kryoptic/target/release/libkryoptic_pkcs11.so`.
+    Kryoptic,
 }
+
+/// Slot ids configured in a kryoptic test token's `KRYOPTIC_CONF` (one sqlite file each); unlike
+/// SoftHSM2, kryoptic has no spare slot, so several are configured for multi-token tests. Odd
+/// numbers on purpose: nothing may rely on slot 0.
+pub const KRYOPTIC_SLOTS: [u64; 4] = [11, 12, 13, 14];
 
 impl ModuleKind {
     /// The kinds enabled by `HSM_DEMO_TEST_MODULES` (default: softhsm). Unknown names panic so a
@@ -34,6 +41,7 @@ impl ModuleKind {
             .filter(|s| !s.is_empty())
             .map(|s| match s {
                 "softhsm" | "softhsm2" => ModuleKind::SoftHsm,
+                "kryoptic" => ModuleKind::Kryoptic,
                 other => panic!("HSM_DEMO_TEST_MODULES: unknown module kind '{other}'"),
             })
             .collect()
@@ -43,6 +51,7 @@ impl ModuleKind {
     pub fn name(self) -> &'static str {
         match self {
             ModuleKind::SoftHsm => "softhsm",
+            ModuleKind::Kryoptic => "kryoptic",
         }
     }
 
@@ -61,6 +70,15 @@ impl ModuleKind {
                     .find(|p| p.exists())
                     .expect("libsofthsm2.so not found: run `make deps-apt`")
             }
+            ModuleKind::Kryoptic => {
+                let p = kryoptic_lib();
+                assert!(
+                    p.exists(),
+                    "{} not found: run `make kryoptic` (or set HSM_DEMO_KRYOPTIC_LIB)",
+                    p.display()
+                );
+                p
+            }
         }
     }
 
@@ -68,8 +86,32 @@ impl ModuleKind {
     pub fn available(self) -> bool {
         match self {
             ModuleKind::SoftHsm => Path::new("/usr/lib/softhsm/libsofthsm2.so").exists(),
+            ModuleKind::Kryoptic => kryoptic_lib().exists(),
         }
     }
+}
+
+/// Where the kryoptic library is: `HSM_DEMO_KRYOPTIC_LIB`, else the `make kryoptic` output.
+pub fn kryoptic_lib() -> PathBuf {
+    match std::env::var_os("HSM_DEMO_KRYOPTIC_LIB") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/kryoptic/target/release/libkryoptic_pkcs11.so"),
+    }
+}
+
+/// A `KRYOPTIC_CONF` body with one sqlite token per slot id, stored under `db_dir`.
+pub fn kryoptic_conf(db_dir: &Path, slots: &[u64]) -> String {
+    slots
+        .iter()
+        .map(|s| {
+            format!(
+                "[[slots]]\nslot = {s}\ndbtype = \"sqlite\"\ndbargs = \"{}\"\n",
+                db_dir.join(format!("token{s}.sql")).display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A token in its own temp directory. Dropping it removes everything.
@@ -128,6 +170,13 @@ impl TestToken {
                 .unwrap();
                 conf
             }
+            ModuleKind::Kryoptic => {
+                let tokens = dir.path().join("tokens");
+                std::fs::create_dir(&tokens).unwrap();
+                let conf = dir.path().join("kryoptic.conf");
+                std::fs::write(&conf, kryoptic_conf(&tokens, &KRYOPTIC_SLOTS)).unwrap();
+                conf
+            }
         };
         TestToken {
             kind,
@@ -155,7 +204,51 @@ impl TestToken {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
+            ModuleKind::Kryoptic => {
+                let slot = self.free_slot();
+                let out = self
+                    .tool("pkcs11-tool")
+                    .arg("--module")
+                    .arg(self.kind.module_path())
+                    .args(["--slot", &slot.to_string(), "--init-token", "--init-pin"])
+                    .args(["--label", label, "--so-pin", so_pin, "--pin", pin])
+                    .output()
+                    .expect("pkcs11-tool not found: run `make deps-apt`");
+                assert!(
+                    out.status.success(),
+                    "pkcs11-tool --init-token on kryoptic slot {slot} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
+    }
+
+    /// The id of the first slot whose token is not initialised yet (kryoptic: per `pkcs11-tool -L`;
+    /// SoftHSM2 always has one spare slot, found by softhsm2-util's `--free`).
+    pub fn free_slot(&self) -> u64 {
+        let out = self
+            .tool("pkcs11-tool")
+            .arg("--module")
+            .arg(self.kind.module_path())
+            .arg("--list-slots")
+            .output()
+            .expect("pkcs11-tool not found: run `make deps-apt`");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut current: Option<u64> = None;
+        for line in text.lines() {
+            // "Slot 0 (0xb): Kryoptic Slot" then "  token state:   uninitialized"
+            if let Some(rest) = line.strip_prefix("Slot ") {
+                current = rest
+                    .split_once("(0x")
+                    .and_then(|(_, r)| r.split_once(')'))
+                    .and_then(|(hex, _)| u64::from_str_radix(hex, 16).ok());
+            } else if line.contains("uninitialized") {
+                if let Some(id) = current {
+                    return id;
+                }
+            }
+        }
+        panic!("no free slot left on {}: {text}", self.kind.name());
     }
 
     /// Initialises a token with an SO PIN but no user PIN (`pkcs11-tool --init-token` only).
@@ -164,6 +257,7 @@ impl TestToken {
             .tool("pkcs11-tool")
             .args(["--module"])
             .arg(self.kind.module_path())
+            .args(self.free_slot_args())
             .args(["--init-token", "--label", label, "--so-pin", &self.so_pin])
             .output()
             .expect("pkcs11-tool");
@@ -178,6 +272,16 @@ impl TestToken {
     pub fn module_env(&self) -> Vec<(&'static str, PathBuf)> {
         match self.kind {
             ModuleKind::SoftHsm => vec![("SOFTHSM2_CONF", self.conf.clone())],
+            ModuleKind::Kryoptic => vec![("KRYOPTIC_CONF", self.conf.clone())],
+        }
+    }
+
+    /// `--slot <id>` of a free slot for pkcs11-tool on kryoptic (which has no spare slot and
+    /// would otherwise pick an initialised token); nothing on SoftHSM2.
+    pub fn free_slot_args(&self) -> Vec<String> {
+        match self.kind {
+            ModuleKind::SoftHsm => vec![],
+            ModuleKind::Kryoptic => vec!["--slot".into(), self.free_slot().to_string()],
         }
     }
 
@@ -240,7 +344,7 @@ impl TestToken {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "tokens" && n != "softhsm2.conf")
+            .filter(|n| n != "tokens" && n != "softhsm2.conf" && n != "kryoptic.conf")
             .collect();
         v.sort();
         v
