@@ -1,0 +1,58 @@
+# infra/: CloudFormation for the CA hierarchy, its gate and its deployment into the local stand-in.
+#
+#   make infra-check     cfn-lint + checkov (offline, custom checks) + cfn-guard + broken templates + pytest
+#   make infra-deploy    deploy the stack into $(AWS_ENDPOINT_URL) (INFRA_ROOT_MODE=PCA|OFFLINE), check it
+#   make infra-destroy   delete the stack (and, against the local stand-in, the retained registry table)
+#   make infra-e2e       both root modes: deploy, second deploy (update), check, destroy
+INFRA_DIR        := $(ROOT)/infra
+INFRA_VENV       := $(ROOT)/.venv-infra
+CHECKOV_VENV     := $(ROOT)/.venv-checkov
+INFRA_PY         := $(INFRA_VENV)/bin/python
+INFRA_TEMPLATES  := $(INFRA_DIR)/templates/hierarchy.yaml
+INFRA_STACK      ?= hsm-demo-pki
+INFRA_ROOT_MODE  ?= PCA
+INFRA_OUTPUTS    ?= $(RUN_DIR)/infra-outputs.json
+AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
+export AWS_ENDPOINT_URL
+
+.PHONY: infra-deps infra-check infra-deploy infra-destroy infra-e2e
+TEST_TARGETS += infra-check
+
+infra-deps: $(INFRA_VENV)/.stamp $(CHECKOV_VENV)/.stamp
+
+$(INFRA_VENV)/.stamp: $(INFRA_DIR)/requirements-lint.txt
+	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
+	@python3 -m venv $(INFRA_VENV) || { echo "error: python3 -m venv $(INFRA_VENV) failed (install python3-venv)" >&2; exit 1; }
+	@$(INFRA_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
+	  || { echo "error: pip install -r $< into $(INFRA_VENV) failed" >&2; exit 1; }
+	@touch $@
+
+$(CHECKOV_VENV)/.stamp: $(INFRA_DIR)/requirements-checkov.txt
+	@python3 -m venv $(CHECKOV_VENV) || { echo "error: python3 -m venv $(CHECKOV_VENV) failed" >&2; exit 1; }
+	@$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
+	  || { echo "error: pip install -r $< into $(CHECKOV_VENV) failed" >&2; exit 1; }
+	@touch $@
+
+infra-check: infra-deps
+	@start=$$(date +%s); \
+	echo "== cfn-lint"; $(INFRA_VENV)/bin/cfn-lint $(INFRA_TEMPLATES) && echo "cfn-lint: clean"; \
+	echo "== cfn-guard (templates, then deliberately broken templates)"; \
+	$(INFRA_PY) $(INFRA_DIR)/tools/run_guard.py $(INFRA_TEMPLATES) --broken $(INFRA_DIR)/tests/broken/guard; \
+	echo "== checkov (offline; built-in + custom checks, then deliberately broken templates)"; \
+	$(INFRA_PY) $(INFRA_DIR)/tools/run_checkov.py --checkov $(CHECKOV_VENV)/bin/checkov $(INFRA_TEMPLATES) \
+	  --broken $(INFRA_DIR)/tests/broken/checkov; \
+	echo "== pytest infra/tests (parameters, policy)"; \
+	$(INFRA_PY) -m pytest -q -p no:cacheprovider $(INFRA_DIR)/tests; \
+	echo "infra-check: passed in $$(( $$(date +%s) - start )) s"
+
+# --- deployment (needs the local AWS stand-in of mk/10-aws.mk, or a real account via AWS_ENDPOINT_URL=) ---
+infra-deploy: aws-up deps-py
+	@mkdir -p $(RUN_DIR)
+	@$(INFRA_DIR)/deploy/deploy.sh $(INFRA_ROOT_MODE)
+
+infra-destroy: deps-py
+	@$(PY) $(INFRA_DIR)/deploy/stack.py destroy --stack $(INFRA_STACK) --local-registry-cleanup
+
+infra-e2e: aws-up deps-py
+	@mkdir -p $(RUN_DIR)
+	@$(INFRA_DIR)/deploy/e2e.sh
