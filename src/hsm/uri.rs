@@ -211,30 +211,22 @@ impl Pkcs11Uri {
     }
 }
 
-fn encode(out: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            write!(out, "{}", b as char)?;
+            out.push(b as char);
         } else {
-            write!(out, "%{b:02X}")?;
+            out.push_str(&format!("%{b:02X}"));
         }
     }
-    Ok(())
+    out
 }
 
 impl fmt::Display for Pkcs11Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pkcs11:")?;
-        let mut first = true;
-        let mut attr = |f: &mut fmt::Formatter<'_>, name: &str, v: &[u8]| -> fmt::Result {
-            if !first {
-                f.write_str(";")?;
-            }
-            first = false;
-            write!(f, "{name}=")?;
-            encode(f, v)
-        };
-        let strs = [
+        let mut path: Vec<String> = Vec::new();
+        for (n, v) in [
             ("library-manufacturer", &self.library_manufacturer),
             ("library-description", &self.library_description),
             ("library-version", &self.library_version),
@@ -245,28 +237,31 @@ impl fmt::Display for Pkcs11Uri {
             ("serial", &self.serial),
             ("token", &self.token),
             ("object", &self.object),
-        ];
-        for (n, v) in strs {
+        ] {
             if let Some(v) = v {
-                attr(f, n, v.as_bytes())?;
+                path.push(format!("{n}={}", encode(v.as_bytes())));
             }
         }
         if let Some(id) = &self.id {
-            attr(f, "id", id)?;
+            // Ids are binary: every byte as %XX (RFC 7512 style), so they read as hex.
+            let hexed: String = id.iter().map(|b| format!("%{b:02X}")).collect();
+            path.push(format!("id={hexed}"));
         }
         if let Some(t) = self.object_type {
-            attr(f, "type", t.as_str().as_bytes())?;
+            path.push(format!("type={}", t.as_str()));
         }
-        let mut sep = '?';
+        let mut query: Vec<String> = Vec::new();
         for (n, v) in [
             ("module-name", &self.module_name),
             ("module-path", &self.module_path),
         ] {
             if let Some(v) = v {
-                write!(f, "{sep}{n}=")?;
-                encode(f, v.as_bytes())?;
-                sep = '&';
+                query.push(format!("{n}={}", encode(v.as_bytes())));
             }
+        }
+        write!(f, "pkcs11:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
         }
         Ok(())
     }
@@ -328,7 +323,7 @@ mod tests {
         let u = Pkcs11Uri {
             token: Some("my token".into()),
             object: Some("k;1".into()),
-            id: Some(vec![0, 0xab]),
+            id: Some(vec![0, 0xab, b'L']),
             object_type: Some(ObjectType::Public),
             module_path: Some("/x/y.so".into()),
             ..Default::default()
@@ -336,7 +331,7 @@ mod tests {
         let s = u.to_string();
         assert_eq!(
             s,
-            "pkcs11:token=my%20token;object=k%3B1;id=%00%AB;type=public?module-path=%2Fx%2Fy.so"
+            "pkcs11:token=my%20token;object=k%3B1;id=%00%AB%4C;type=public?module-path=%2Fx%2Fy.so"
         );
         assert_eq!(Pkcs11Uri::parse(&s).unwrap(), u);
     }
