@@ -8,6 +8,7 @@
 pub mod ec;
 pub mod keygen;
 pub mod module;
+pub mod module_diag;
 pub mod pin;
 pub mod session;
 pub mod sign;

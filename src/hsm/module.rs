@@ -6,6 +6,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 
 use crate::error::{Error, Result};
+use crate::hsm::module_diag::diagnose_init_failure;
 
 /// Default SoftHSM2 module paths, tried in order when neither `--module` nor `HSM_DEMO_MODULE` is set.
 pub const DEFAULT_MODULE_PATHS: &[&str] = &[
@@ -72,7 +73,15 @@ impl Module {
             Ok(()) => true,
             // Initialised elsewhere in this process: usable, but not ours to finalize.
             Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => false,
-            Err(e) => return Err(e.into()),
+            // Modules return a bare code here: name the cause from their configuration if we can.
+            Err(e) => {
+                return Err(match (Error::from(e), diagnose_init_failure(path)) {
+                    (Error::Pkcs11 { call, code, .. }, Some(hint)) => {
+                        Error::Pkcs11 { call, code, hint }
+                    }
+                    (other, _) => other,
+                })
+            }
         };
         Ok(Module {
             ctx,
