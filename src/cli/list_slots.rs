@@ -68,6 +68,13 @@ fn render(r: &SlotsReport) -> String {
                 let _ = writeln!(s, "  user PIN set:    {}", yn(t.user_pin_initialized));
                 if t.user_pin_locked {
                     let _ = writeln!(s, "  user PIN:        LOCKED");
+                } else if t.user_pin_final_try {
+                    let _ = writeln!(
+                        s,
+                        "  user PIN:        final try (one more wrong PIN locks it)"
+                    );
+                } else if t.user_pin_count_low {
+                    let _ = writeln!(s, "  user PIN:        wrong PIN entered since last login");
                 }
             }
         }

@@ -68,6 +68,10 @@ pub struct TokenSummary {
     pub user_pin_initialized: bool,
     /// CKF_USER_PIN_LOCKED.
     pub user_pin_locked: bool,
+    /// CKF_USER_PIN_COUNT_LOW: at least one wrong user PIN since the last good login.
+    pub user_pin_count_low: bool,
+    /// CKF_USER_PIN_FINAL_TRY: one more wrong user PIN locks it (modules that lock, e.g. kryoptic).
+    pub user_pin_final_try: bool,
     /// CKF_WRITE_PROTECTED.
     pub write_protected: bool,
 }
@@ -85,6 +89,8 @@ impl TokenSummary {
             login_required: t.login_required(),
             user_pin_initialized: t.user_pin_initialized(),
             user_pin_locked: t.user_pin_locked(),
+            user_pin_count_low: t.user_pin_count_low(),
+            user_pin_final_try: t.user_pin_final_try(),
             write_protected: t.write_protected(),
         }
     }
