@@ -9,5 +9,6 @@ pub mod cli;
 pub mod error;
 pub mod fsutil;
 pub mod hsm;
+pub mod pca;
 
 pub use error::{Error, Result};

@@ -15,6 +15,8 @@ pub mod export_pubkey;
 pub mod generate_key;
 pub mod key_ceremony;
 pub mod list_slots;
+pub mod pca;
+pub mod provision;
 pub mod sign;
 pub mod verify;
 
@@ -101,6 +103,10 @@ pub enum Command {
     ExportPubkey(export_pubkey::Args),
     /// Simulate the offline root CA key ceremony
     KeyCeremony(key_ceremony::Args),
+    /// AWS Private CA: HSM-backed CSRs, idempotent issuance, the DynamoDB serial registry
+    Pca(pca::Args),
+    /// Provision one device end to end: HSM key, CSR, IssueCertificate, record, files
+    Provision(provision::Args),
 }
 
 /// Runs the parsed command line.
@@ -113,5 +119,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Verify(a) => verify::run(a, g),
         Command::ExportPubkey(a) => export_pubkey::run(a, g),
         Command::KeyCeremony(a) => key_ceremony::run(a, g),
+        Command::Pca(a) => pca::run(a, g),
+        Command::Provision(a) => provision::run(a, g),
     }
 }

@@ -1,0 +1,734 @@
+//! Idempotent, crash-safe issuance: intent → IssueCertificate → ARN stored → wait → GetCertificate
+//! → ONE transaction records it.
+//!
+//! ```text
+//!  begin(device)                                    complete(claim, csr)
+//!  ─────────────                                    ────────────────────
+//!  Query DEVICE#id (consistent)                     PENDING, no params: token = H(ca, id, gen, csr.tbs);
+//!  CURRENT ISSUED            → Done                   SET params (cond: owner = me)      [after-intent]
+//!  no INTENT#gen             → Put PENDING          IssueCertificate(token)  (terminal error → delete intent)
+//!                              (attribute_not_exists)                                   [after-issue]
+//!  INTENT ISSUING(arn)       → Resume               SET state=ISSUING, cert_arn        [after-arn]
+//!  INTENT PENDING, holder    → wait (backoff) until waiter certificate_issued (bounded)
+//!    alive and lease valid     it is done / expires GetCertificate                     [after-get-certificate]
+//!  INTENT PENDING, holder    → take over (cond:     check public key == CSR's          [before-record]
+//!    dead or lease expired     owner = old)         TransactWriteItems: SERIAL marker + CERT# + CURRENT
+//!                                                   + INTENT→ISSUED (all conditional)   [after-record]
+//! ```
+//!
+//! A rerun after a crash at any point resumes from what the registry holds: before the ARN was
+//! stored it calls IssueCertificate again with the *same* token (same CSR content, same validity
+//! stored in the intent) — AWS returns the same certificate within its idempotency window; after
+//! the ARN was stored it never calls IssueCertificate again.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_acmpca::client::Waiters;
+use aws_sdk_acmpca::primitives::Blob;
+use aws_sdk_acmpca::types::{SigningAlgorithm, Validity, ValidityPeriodType};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::pca::aws::{error_code, map_sdk_error, AwsClients, Service};
+use crate::pca::ca::CaInfo;
+use crate::pca::csr::{cert_facts, Csr};
+use crate::pca::ids::{CaArn, DeviceId, Serial};
+use crate::pca::owner;
+use crate::pca::registry::{
+    rfc3339, CertRecord, CertStatus, DeviceState, Intent, IntentState, IssueParams, Registry,
+    Written,
+};
+use crate::pca::token::{idempotency_token, sha256_hex};
+use crate::pca::validity::{ResolvedValidity, ValidityKind, ValiditySpec};
+
+/// A crash point for tests (`--features failpoints`, `FAILPOINTS=<name>=return` exits the process
+/// with status 86 on the spot; `=panic` panics). Compiles to nothing otherwise.
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| {
+            eprintln!("failpoint {}: exiting", $name);
+            std::process::exit(86)
+        })
+    };
+}
+
+/// Certificate template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// EndEntityClientAuthCertificate/V1 (clientAuth EKU) — devices.
+    #[default]
+    Client,
+    /// EndEntityServerAuthCertificate/V1 (serverAuth EKU).
+    Server,
+    /// EndEntityCertificate/V1 (clientAuth + serverAuth).
+    Plain,
+}
+
+impl Template {
+    /// The AWS template ARN.
+    pub fn arn(self) -> &'static str {
+        match self {
+            Template::Client => "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
+            Template::Server => "arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1",
+            Template::Plain => "arn:aws:acm-pca:::template/EndEntityCertificate/V1",
+        }
+    }
+
+    /// Parses `client`, `server` or `plain`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "client" => Ok(Template::Client),
+            "server" => Ok(Template::Server),
+            "plain" => Ok(Template::Plain),
+            other => Err(Error::input(format!(
+                "unknown template '{}': expected client, server or plain",
+                crate::pca::ids::printable(other)
+            ))),
+        }
+    }
+}
+
+/// Issuance options shared by every device of a run.
+#[derive(Clone, Debug)]
+pub struct IssueOptions {
+    /// Template.
+    pub template: Template,
+    /// Validity.
+    pub validity: ValiditySpec,
+    /// Bound of the `certificate_issued` waiter.
+    pub wait: Duration,
+    /// Lease on a PENDING intent (a dead holder on another host is taken over after this).
+    pub lease: Duration,
+    /// How long to wait for another live runner that holds the device before giving up.
+    pub peer_wait: Duration,
+}
+
+impl Default for IssueOptions {
+    fn default() -> Self {
+        IssueOptions {
+            template: Template::Client,
+            validity: ValiditySpec::Days(30),
+            wait: Duration::from_secs(120),
+            lease: Duration::from_secs(60),
+            peer_wait: Duration::from_secs(90),
+        }
+    }
+}
+
+/// A claimed intent: this runner may drive it to completion.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The device.
+    pub device: DeviceId,
+    /// The intent as last written.
+    pub intent: Intent,
+}
+
+impl Claim {
+    /// Whether a CSR is still needed (`false`: IssueCertificate already returned an ARN).
+    pub fn needs_csr(&self) -> bool {
+        self.intent.state == IntentState::Pending
+    }
+}
+
+/// What [`Issuer::begin`] found.
+#[derive(Debug)]
+pub enum Begin {
+    /// The device already has its certificate (from this CA or another; check `record.ca_arn`).
+    Done(Issued),
+    /// This runner holds the device's intent: call [`Issuer::complete`].
+    Claimed(Claim),
+}
+
+/// An issued and recorded certificate.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Issued {
+    /// The registry record.
+    pub record: CertRecord,
+    /// Certificate PEM.
+    #[serde(skip)]
+    pub cert_pem: String,
+    /// CA chain PEM (issuing CA first, root last).
+    #[serde(skip)]
+    pub chain_pem: String,
+    /// True if this call recorded it; false if it was already there (rerun / another runner).
+    pub fresh: bool,
+    /// True if this runner called IssueCertificate (false on a resume from a stored ARN).
+    pub called_issue: bool,
+}
+
+/// Issues certificates from one CA into one registry table. Cheap to share (`&Issuer`) across
+/// tasks: holds clients (Clone), the CA facts (loaded once) and options.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    clients: AwsClients,
+    registry: Registry,
+    ca: CaInfo,
+    opts: IssueOptions,
+    owner: String,
+}
+
+fn now_epoch() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn conflict(msg: String) -> Error {
+    Error::Registry(msg)
+}
+
+impl Issuer {
+    /// Loads the CA (DescribeCertificateAuthority + its certificate) and checks the requested
+    /// validity against the CA's NotAfter. No registry writes.
+    pub async fn new(
+        clients: &AwsClients,
+        table: &str,
+        ca_arn: &CaArn,
+        opts: IssueOptions,
+    ) -> Result<Self> {
+        let ca = CaInfo::load(clients, ca_arn).await?;
+        let issuer = Issuer {
+            clients: clients.clone(),
+            registry: Registry::new(clients, table),
+            ca,
+            opts,
+            owner: owner::current().to_string(),
+        };
+        issuer.check_validity(&issuer.opts.validity.resolve(OffsetDateTime::now_utc())?)?;
+        Ok(issuer)
+    }
+
+    /// The CA facts.
+    pub fn ca(&self) -> &CaInfo {
+        &self.ca
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The options.
+    pub fn options(&self) -> &IssueOptions {
+        &self.opts
+    }
+
+    fn check_validity(&self, v: &ResolvedValidity) -> Result<()> {
+        if v.not_after > self.ca.not_after {
+            return Err(Error::input(format!(
+                "validity {} would end {} — after the CA's own NotAfter {}: choose a shorter --validity",
+                self.opts.validity,
+                rfc3339(v.not_after),
+                rfc3339(self.ca.not_after)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Issues (or finds) the device's certificate for a CSR given up front (`pca issue --csr`).
+    pub async fn issue(&self, device: &DeviceId, csr: &Csr) -> Result<Issued> {
+        match self.begin(device).await? {
+            Begin::Done(done) => self
+                .check_done_matches(device, &done, Some(csr))
+                .map(|_| done),
+            Begin::Claimed(claim) => self.complete(claim, Some(csr)).await,
+        }
+    }
+
+    /// Checks that an existing certificate is the one this request asks for.
+    pub fn check_done_matches(
+        &self,
+        device: &DeviceId,
+        done: &Issued,
+        csr: Option<&Csr>,
+    ) -> Result<()> {
+        let r = &done.record;
+        if r.ca_arn != self.ca.arn.as_str() {
+            return Err(conflict(format!(
+                "device {device} already has certificate {} from another CA ({}): revoke it before issuing from {}",
+                r.serial, r.ca_arn, self.ca.arn
+            )));
+        }
+        if let Some(csr) = csr {
+            let t = idempotency_token(
+                self.ca.arn.as_str(),
+                device.as_str(),
+                r.generation,
+                &csr.tbs,
+            );
+            if t != r.token {
+                return Err(conflict(format!(
+                    "device {device} already has certificate {} for a different CSR: revoke it (`hsm-demo pca revoke --serial {}`) to issue a new one",
+                    r.serial, r.serial
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn done_from(&self, st: &DeviceState, cur: &CertRecord) -> Result<Issued> {
+        let hist = st
+            .history
+            .iter()
+            .find(|h| h.generation == cur.generation)
+            .ok_or_else(|| {
+                Error::Registry(format!(
+                    "registry inconsistency: device {} has CURRENT generation {} but no CERT# item",
+                    cur.device_id, cur.generation
+                ))
+            })?;
+        Ok(Issued {
+            record: cur.clone(),
+            cert_pem: hist.cert_pem.clone().unwrap_or_default(),
+            chain_pem: hist.chain_pem.clone().unwrap_or_default(),
+            fresh: false,
+            called_issue: false,
+        })
+    }
+
+    /// Finds the device's state and claims its intent, or reports it done. Waits (bounded, with
+    /// backoff) while another live runner holds the device; takes over a dead or expired holder.
+    pub async fn begin(&self, device: &DeviceId) -> Result<Begin> {
+        let deadline = Instant::now() + self.opts.peer_wait;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let st = self.registry.device(device).await?;
+            if let Some(cur) = st
+                .current
+                .as_ref()
+                .filter(|c| c.status == CertStatus::Issued)
+            {
+                return Ok(Begin::Done(self.done_from(&st, cur)?));
+            }
+            let generation = st.next_generation();
+            let Some(intent) = st.intent(generation).cloned() else {
+                let now = OffsetDateTime::now_utc();
+                let intent = Intent {
+                    device_id: device.to_string(),
+                    generation,
+                    state: IntentState::Pending,
+                    ca_arn: self.ca.arn.to_string(),
+                    owner: self.owner.clone(),
+                    lease_until: now.unix_timestamp() + self.opts.lease.as_secs() as i64,
+                    created_at: rfc3339(now),
+                    created_epoch: now.unix_timestamp(),
+                    params: None,
+                    cert_arn: None,
+                    serial: None,
+                };
+                match self.registry.put_intent(&intent).await? {
+                    Written::Yes => {
+                        return Ok(Begin::Claimed(Claim {
+                            device: device.clone(),
+                            intent,
+                        }))
+                    }
+                    Written::ConditionFailed => continue,
+                }
+            };
+            if intent.ca_arn != self.ca.arn.as_str() {
+                return Err(conflict(format!(
+                    "device {device} has an unfinished issuance from another CA ({}) since {}: finish it with that CA or run `hsm-demo pca reconcile --device-id {device}`",
+                    intent.ca_arn, intent.created_at
+                )));
+            }
+            match intent.state {
+                IntentState::Issuing => {
+                    return Ok(Begin::Claimed(Claim {
+                        device: device.clone(),
+                        intent,
+                    }))
+                }
+                IntentState::Issued => {
+                    return Err(Error::Registry(format!(
+                        "registry inconsistency: device {device} intent {generation} is ISSUED but CURRENT does not show it"
+                    )))
+                }
+                IntentState::Pending => {
+                    if intent.owner == self.owner {
+                        return Ok(Begin::Claimed(Claim {
+                            device: device.clone(),
+                            intent,
+                        }));
+                    }
+                    let expired = intent.lease_until < now_epoch();
+                    if expired || owner::is_dead_local(&intent.owner) {
+                        let lease = now_epoch() + self.opts.lease.as_secs() as i64;
+                        if self.registry.take_over_intent(&intent, &self.owner, lease).await?
+                            == Written::Yes
+                        {
+                            tracing::info!(
+                                device = %device,
+                                previous = %intent.owner,
+                                "took over an unfinished issuance"
+                            );
+                            let mut intent = intent;
+                            intent.owner = self.owner.clone();
+                            intent.lease_until = lease;
+                            return Ok(Begin::Claimed(Claim {
+                                device: device.clone(),
+                                intent,
+                            }));
+                        }
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(conflict(format!(
+                            "device {device} is being issued by another runner ({}, lease until {}): try again later",
+                            intent.owner,
+                            rfc3339(
+                                OffsetDateTime::from_unix_timestamp(intent.lease_until)
+                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+                            )
+                        )));
+                    }
+                    let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
+                    tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Gives a PENDING claim back (e.g. the HSM failed before IssueCertificate was called), so
+    /// nothing stays recorded and another runner need not wait for the lease.
+    pub async fn release(&self, claim: &Claim) -> Result<()> {
+        if claim.intent.state == IntentState::Pending && claim.intent.params.is_none() {
+            self.registry
+                .delete_intent(&claim.intent, &self.owner)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Drives a claim to a recorded certificate. `csr` is required while the claim is PENDING
+    /// (see [`Claim::needs_csr`]); with a stored ARN it is optional (used only to cross-check the
+    /// issued public key).
+    pub async fn complete(&self, claim: Claim, csr: Option<&Csr>) -> Result<Issued> {
+        let Claim { device, mut intent } = claim;
+        let mut called_issue = false;
+        if intent.state == IntentState::Pending {
+            let csr = csr.ok_or_else(|| {
+                Error::Other(format!(
+                    "internal: a CSR is needed to issue for device {device}"
+                ))
+            })?;
+            let token = idempotency_token(
+                self.ca.arn.as_str(),
+                device.as_str(),
+                intent.generation,
+                &csr.tbs,
+            );
+            let params = match intent.params.clone() {
+                Some(p) if p.token == token => {
+                    let age = now_epoch() - intent.created_epoch;
+                    if age > crate::pca::reconcile::IDEMPOTENCY_WINDOW.as_secs() as i64 {
+                        tracing::warn!(device = %device, token = %p.token, age, "resuming beyond the idempotency window");
+                        eprintln!(
+                            "warning: device {device}: resuming an issuance started {age} s ago, beyond AWS's idempotency window; if that attempt reached AWS, its certificate (token {}) is not recorded — see `hsm-demo pca reconcile`",
+                            p.token
+                        );
+                    }
+                    p
+                }
+                Some(p) => {
+                    return Err(conflict(format!(
+                        "device {device} has an unfinished issuance for a different CSR (token {}, since {}): it may have been issued; run `hsm-demo pca reconcile --device-id {device}`",
+                        p.token, intent.created_at
+                    )))
+                }
+                None => {
+                    let v = self.opts.validity.resolve(OffsetDateTime::now_utc())?;
+                    self.check_validity(&v)?;
+                    let p = IssueParams {
+                        token: token.clone(),
+                        csr_sha256: sha256_hex(&csr.tbs),
+                        template_arn: self.opts.template.arn().to_string(),
+                        signing_algorithm: self.ca.signing_algorithm.as_str().to_string(),
+                        validity_type: v.kind.as_str().to_string(),
+                        validity_value: v.value,
+                    };
+                    match self.registry.set_intent_params(&intent, &self.owner, &p).await? {
+                        Written::Yes => p,
+                        Written::ConditionFailed => {
+                            let _ = self.registry.delete_intent(&intent, &self.owner).await;
+                            return Err(conflict(format!(
+                                "device {device}: lost the intent to another runner; rerun to pick up its result"
+                            )));
+                        }
+                    }
+                }
+            };
+            intent.params = Some(params.clone());
+            crash_point!("after-intent");
+
+            let arn = match self.issue_certificate(csr, &params).await {
+                Ok(a) => a,
+                Err(e) => {
+                    // Terminal: AWS issued nothing for this request. Leave nothing recorded.
+                    if let Err(de) = self.registry.delete_intent(&intent, &self.owner).await {
+                        tracing::warn!(device = %device, "could not delete the failed intent: {de}");
+                    }
+                    return Err(e);
+                }
+            };
+            called_issue = true;
+            crash_point!("after-issue");
+
+            match self
+                .registry
+                .set_intent_issuing(&intent, &params.token, &arn)
+                .await?
+            {
+                Written::Yes => intent.cert_arn = Some(arn),
+                Written::ConditionFailed => {
+                    // Another runner stored an ARN (or finished) meanwhile.
+                    let st = self.registry.device(&device).await?;
+                    if let Some(cur) = st.current.as_ref().filter(|c| {
+                        c.generation == intent.generation && c.status == CertStatus::Issued
+                    }) {
+                        let done = self.done_from(&st, cur)?;
+                        if done.record.cert_arn != arn {
+                            self.warn_duplicate(&device, &arn, &done.record.cert_arn);
+                        }
+                        return Ok(done);
+                    }
+                    match st.intent(intent.generation) {
+                        Some(i) if i.cert_arn.is_some() => {
+                            let other = i.cert_arn.clone().unwrap_or_default();
+                            if other != arn {
+                                self.warn_duplicate(&device, &arn, &other);
+                            }
+                            intent = i.clone();
+                        }
+                        _ => {
+                            return Err(conflict(format!(
+                                "device {device}: the intent changed while issuing (certificate {arn} may be orphaned)"
+                            )))
+                        }
+                    }
+                }
+            }
+            intent.state = IntentState::Issuing;
+            crash_point!("after-arn");
+        }
+
+        let arn = intent.cert_arn.clone().ok_or_else(|| {
+            Error::Registry(format!(
+                "registry inconsistency: ISSUING intent of {device} has no cert_arn"
+            ))
+        })?;
+        let token = intent
+            .params
+            .as_ref()
+            .map(|p| p.token.clone())
+            .unwrap_or_default();
+        let (cert_pem, chain_pem) = match self.wait_and_get(&arn).await {
+            Ok(x) => x,
+            Err((e, terminal)) => {
+                if terminal {
+                    // RequestFailed: no certificate exists for this ARN; free the slot.
+                    let _ = self.registry.delete_intent(&intent, &intent.owner).await;
+                }
+                return Err(e);
+            }
+        };
+        crash_point!("after-get-certificate");
+
+        let facts = cert_facts(&cert_pem)?;
+        if let Some(csr) = csr {
+            if facts.spki != csr.spki {
+                return Err(Error::Certificate(format!(
+                    "certificate {arn} does not carry the CSR's public key"
+                )));
+            }
+        }
+        let template_arn = intent
+            .params
+            .as_ref()
+            .map(|p| p.template_arn.clone())
+            .unwrap_or_else(|| self.opts.template.arn().to_string());
+        let rec = CertRecord {
+            device_id: device.to_string(),
+            generation: intent.generation,
+            serial: Serial::from_bytes(&facts.serial).to_string(),
+            ca_arn: self.ca.arn.to_string(),
+            cert_arn: arn.clone(),
+            status: CertStatus::Issued,
+            not_before: rfc3339(facts.not_before),
+            not_after: rfc3339(facts.not_after),
+            issued_at: rfc3339(OffsetDateTime::now_utc()),
+            revoked_at: None,
+            revocation_reason: None,
+            token,
+            template_arn,
+            cert_pem: Some(cert_pem.clone()),
+            chain_pem: Some(chain_pem.clone()),
+        };
+        crash_point!("before-record");
+        match self.registry.record_issued(&rec).await? {
+            Written::Yes => {
+                crash_point!("after-record");
+                Ok(Issued {
+                    record: rec,
+                    cert_pem,
+                    chain_pem,
+                    fresh: true,
+                    called_issue,
+                })
+            }
+            Written::ConditionFailed => {
+                let st = self.registry.device(&device).await?;
+                match st.current.as_ref() {
+                    Some(cur) if cur.generation == rec.generation && cur.serial == rec.serial => {
+                        let mut done = self.done_from(&st, cur)?;
+                        done.called_issue = called_issue;
+                        Ok(done)
+                    }
+                    _ => {
+                        let markers = self
+                            .registry
+                            .by_serial(&Serial::parse(&rec.serial)?)
+                            .await?;
+                        if let Some(m) = markers.iter().find(|m| m.ca_arn == rec.ca_arn) {
+                            Err(Error::Registry(format!(
+                                "serial {} of CA {} is already recorded for device {}: not recording it for {device}",
+                                rec.serial, rec.ca_arn, m.device_id
+                            )))
+                        } else {
+                            Err(Error::Registry(format!(
+                                "could not record certificate {} for device {device}: the registry changed meanwhile; rerun",
+                                rec.serial
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn_duplicate(&self, device: &DeviceId, ours: &str, recorded: &str) {
+        tracing::warn!(
+            device = %device,
+            orphan = %ours,
+            recorded = %recorded,
+            "IssueCertificate returned a different certificate than the one recorded (idempotency window passed?): the orphan is not recorded; revoke it"
+        );
+        eprintln!(
+            "warning: device {device}: certificate {ours} was issued but another runner recorded {recorded}; revoke the orphan"
+        );
+    }
+
+    async fn issue_certificate(&self, csr: &Csr, p: &IssueParams) -> Result<String> {
+        let kind = ValidityKind::parse(&p.validity_type).ok_or_else(|| {
+            Error::Registry(format!(
+                "intent has an unknown validity type {}",
+                p.validity_type
+            ))
+        })?;
+        let validity = Validity::builder()
+            .r#type(ValidityPeriodType::from(kind.as_str()))
+            .value(p.validity_value)
+            .build()
+            .map_err(|e| Error::Other(format!("internal: validity: {e}")))?;
+        let out = self
+            .clients
+            .pca
+            .issue_certificate()
+            .certificate_authority_arn(self.ca.arn.as_str())
+            .csr(Blob::new(csr.pem.as_bytes()))
+            .signing_algorithm(SigningAlgorithm::from(p.signing_algorithm.as_str()))
+            .template_arn(&p.template_arn)
+            .validity(validity)
+            .idempotency_token(&p.token)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = error_code(&e).map(str::to_string);
+                let mut err = map_sdk_error(&self.clients, Service::Pca, "IssueCertificate", e);
+                if code.as_deref() == Some("LimitExceededException") {
+                    err = Error::Aws(format!(
+                        "{err} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
+                    ));
+                }
+                err
+            })?;
+        out.certificate_arn()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Aws("IssueCertificate returned no CertificateArn".into()))
+    }
+
+    /// Waits with the SDK's `certificate_issued` waiter (bounded) and returns (cert, chain) PEMs.
+    /// The bool in the error is true when the failure is terminal for this ARN (RequestFailed).
+    async fn wait_and_get(
+        &self,
+        arn: &str,
+    ) -> std::result::Result<(String, String), (Error, bool)> {
+        let res = self
+            .clients
+            .pca
+            .wait_until_certificate_issued()
+            .certificate_authority_arn(self.ca.arn.as_str())
+            .certificate_arn(arn)
+            .wait(self.opts.wait)
+            .await;
+        let out = match res {
+            Ok(final_poll) => final_poll.into_result().map_err(|e| {
+                (map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e), false)
+            })?,
+            Err(WaiterError::ExceededMaxWait(m)) => {
+                return Err((
+                    Error::Aws(format!(
+                        "certificate {arn} was not issued within {:?} ({} polls): rerun to keep waiting (the ARN is recorded)",
+                        m.max_wait(),
+                        m.poll_count()
+                    )),
+                    false,
+                ))
+            }
+            Err(WaiterError::OperationFailed(of)) => {
+                let e = of.into_error();
+                let terminal = error_code(&e) == Some("RequestFailedException");
+                let mapped = map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e);
+                return Err((
+                    if terminal {
+                        Error::Aws(format!("{mapped} (terminal: AWS will not issue this certificate)"))
+                    } else {
+                        mapped
+                    },
+                    terminal,
+                ));
+            }
+            Err(WaiterError::FailureState(f)) => {
+                use aws_sdk_acmpca::error::ProvideErrorMetadata;
+                let msg = match f.final_poll().as_result() {
+                    Err(e) => format!(
+                        "AWS Private CA GetCertificate failed: {}: {}",
+                        e.code().unwrap_or("UnknownError"),
+                        e.message().unwrap_or("")
+                    ),
+                    Ok(_) => format!("waiting for certificate {arn}: unexpected waiter state"),
+                };
+                return Err((Error::Aws(msg), false));
+            }
+            Err(other) => {
+                return Err((
+                    Error::Aws(format!("waiting for certificate {arn}: {other}")),
+                    false,
+                ))
+            }
+        };
+        let cert = out
+            .certificate()
+            .ok_or_else(|| {
+                (
+                    Error::Aws(format!("GetCertificate returned no certificate for {arn}")),
+                    false,
+                )
+            })?
+            .to_string();
+        let chain = out.certificate_chain().unwrap_or("").to_string();
+        Ok((cert, chain))
+    }
+}

@@ -1,0 +1,28 @@
+//! AWS Private CA bridge: HSM-backed CSRs → IssueCertificate (idempotent, crash-safe) → serials
+//! recorded in DynamoDB.
+//!
+//! Library entry points (what `pca …` and `provision` call, and what batch provisioning builds on):
+//! - [`aws::AwsClients::load`] — clients from the standard AWS configuration (once per process);
+//! - [`issue::Issuer::new`] — one per CA and table (loads the CA once);
+//! - [`issue::Issuer::begin`] / [`issue::Issuer::complete`] — claim a device's intent, then issue
+//!   and record (HSM work — key and CSR — goes between the two);
+//! - [`provision::provision_device`] — the whole flow for one device on a caller's HSM session;
+//! - [`registry::Registry`] — look-ups and the table itself; [`revoke::revoke`].
+
+pub mod aws;
+pub mod ca;
+pub mod csr;
+pub mod ids;
+pub mod issue;
+pub mod output;
+pub mod owner;
+pub mod provision;
+pub mod reconcile;
+pub mod registry;
+pub mod revoke;
+pub mod token;
+pub mod validity;
+
+pub use ids::{CaArn, DeviceId, Serial};
+pub use issue::{Begin, Claim, IssueOptions, Issued, Issuer, Template};
+pub use registry::{Registry, DEFAULT_TABLE};

@@ -1,0 +1,247 @@
+//! `provision`: the whole flow for one device — claim → key in the HSM (created if absent, reused
+//! if present) → CSR signed in the HSM → IssueCertificate → record → files.
+//!
+//! The intent is claimed *before* the key is generated, so two runners provisioning the same device
+//! at once never both generate a key: the loser waits for the winner's result. A crash between key
+//! generation and the CSR leaves a key labelled `device-<id>` that the rerun finds and reuses (the
+//! look-up is by label first; several keys with that label is an error, never a guess).
+//!
+//! For batch provisioning: [`provision_device`] takes any [`DeviceKeys`] (e.g. one that hands the
+//! HSM work to a worker thread owning a PKCS#11 session and awaits its reply), so the future can
+//! be `Send`; [`hsm_csr`] is the synchronous HSM part for such workers.
+
+use std::fmt;
+use std::future::Future;
+
+use cryptoki::object::ObjectClass;
+
+use crate::error::{Error, Result};
+use crate::hsm::ec::Curve;
+use crate::hsm::keygen::{generate_key, KeygenRequest};
+use crate::hsm::session::{HsmSession, KeySpec};
+use crate::hsm::signer::HsmSigner;
+use crate::pca::csr::{build_csr, Csr, CsrRequest};
+use crate::pca::ids::DeviceId;
+use crate::pca::issue::{Begin, Issued, Issuer};
+
+/// One device to provision.
+#[derive(Clone, Debug)]
+pub struct DeviceRequest {
+    /// Device id.
+    pub device: DeviceId,
+    /// Subject and SANs (`cn` defaults to the device id).
+    pub csr: CsrRequest,
+    /// HSM key label (default `device-<id>`).
+    pub key_label: String,
+    /// Curve for a new key.
+    pub curve: Curve,
+}
+
+impl DeviceRequest {
+    /// Defaults: CN = device id, label `device-<id>`, P-256.
+    pub fn new(device: DeviceId) -> Self {
+        DeviceRequest {
+            csr: CsrRequest {
+                cn: Some(device.to_string()),
+                ..CsrRequest::default()
+            },
+            key_label: device.key_label(),
+            curve: Curve::P256,
+            device,
+        }
+    }
+}
+
+/// What happened to the device's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOutcome {
+    /// Generated now.
+    Created,
+    /// Found by label and reused.
+    Reused,
+    /// Not touched (the certificate was already issued or its ARN already stored).
+    Untouched,
+}
+
+/// A step of the flow, reported as it happens.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Already provisioned: nothing to do.
+    AlreadyDone {
+        /// Serial.
+        serial: String,
+    },
+    /// Intent claimed (fresh or resumed).
+    Claimed {
+        /// Generation.
+        generation: u32,
+        /// Resuming from a stored certificate ARN.
+        resume_arn: Option<String>,
+    },
+    /// Key found or created.
+    Key {
+        /// Label.
+        label: String,
+        /// Outcome.
+        outcome: KeyOutcome,
+    },
+    /// CSR signed in the HSM.
+    Csr {
+        /// Subject.
+        subject: String,
+    },
+    /// Issued and recorded.
+    Recorded {
+        /// Serial.
+        serial: String,
+        /// Certificate ARN.
+        cert_arn: String,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::AlreadyDone { serial } => {
+                write!(
+                    f,
+                    "already provisioned: certificate {serial} (no new issuance)"
+                )
+            }
+            Step::Claimed {
+                generation,
+                resume_arn: None,
+            } => write!(f, "intent recorded (generation {generation})"),
+            Step::Claimed {
+                resume_arn: Some(a),
+                ..
+            } => write!(f, "resuming from stored certificate ARN {a}"),
+            Step::Key { label, outcome } => match outcome {
+                KeyOutcome::Created => write!(f, "key '{label}' generated in the HSM"),
+                KeyOutcome::Reused => write!(f, "key '{label}' found in the HSM, reused"),
+                KeyOutcome::Untouched => write!(f, "key '{label}' not needed"),
+            },
+            Step::Csr { subject } => write!(f, "CSR signed in the HSM (subject '{subject}')"),
+            Step::Recorded { serial, cert_arn } => {
+                write!(f, "issued and recorded: serial {serial} ({cert_arn})")
+            }
+        }
+    }
+}
+
+/// The result for one device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Provisioned {
+    /// The certificate.
+    #[serde(flatten)]
+    pub issued: Issued,
+    /// Key label.
+    pub key_label: String,
+    /// Key outcome.
+    pub key: KeyOutcome,
+}
+
+/// The HSM half of provisioning: produce the device's CSR from its key.
+pub trait DeviceKeys {
+    /// Finds (by label) or creates the device key and returns a CSR signed by it.
+    fn csr_for(&mut self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>>;
+}
+
+/// [`DeviceKeys`] on a logged-in session owned by the caller (single-device CLI use).
+pub struct SessionKeys<'a>(pub &'a HsmSession);
+
+impl DeviceKeys for SessionKeys<'_> {
+    fn csr_for(&mut self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
+        let r = hsm_csr(self.0, req);
+        async move { r }
+    }
+}
+
+/// Finds the key labelled `req.key_label` (exactly one) or generates it, then builds and signs the
+/// CSR in the HSM. Synchronous: run it on the thread that owns the session.
+pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOutcome)> {
+    req.csr.validate()?;
+    let spec = KeySpec::label(req.key_label.clone());
+    let found = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
+    let outcome = match found.len() {
+        0 => {
+            generate_key(
+                session,
+                &KeygenRequest::new(req.key_label.clone(), req.curve),
+            )?;
+            KeyOutcome::Created
+        }
+        1 => KeyOutcome::Reused,
+        n => {
+            return Err(Error::KeyAmbiguous {
+                what: format!("private key with label '{}'", req.key_label),
+                count: n,
+                token: session.token_label().to_string(),
+            })
+        }
+    };
+    let signer = HsmSigner::new(session, &spec)?;
+    let csr = build_csr(&req.csr, &signer)?;
+    Ok((csr, outcome))
+}
+
+/// Provisions one device: idempotent, resumable, safe with concurrent runners.
+pub async fn provision_device<K: DeviceKeys>(
+    issuer: &Issuer,
+    keys: &mut K,
+    req: &DeviceRequest,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Result<Provisioned> {
+    req.csr.validate()?;
+    let claim = match issuer.begin(&req.device).await? {
+        Begin::Done(done) => {
+            issuer.check_done_matches(&req.device, &done, None)?;
+            on_step(&Step::AlreadyDone {
+                serial: done.record.serial.clone(),
+            });
+            return Ok(Provisioned {
+                issued: done,
+                key_label: req.key_label.clone(),
+                key: KeyOutcome::Untouched,
+            });
+        }
+        Begin::Claimed(c) => c,
+    };
+    on_step(&Step::Claimed {
+        generation: claim.intent.generation,
+        resume_arn: claim.intent.cert_arn.clone(),
+    });
+    let (csr, key) = if claim.needs_csr() {
+        match keys.csr_for(req).await {
+            Ok((csr, key)) => {
+                on_step(&Step::Key {
+                    label: req.key_label.clone(),
+                    outcome: key,
+                });
+                on_step(&Step::Csr {
+                    subject: csr.subject.clone(),
+                });
+                (Some(csr), key)
+            }
+            Err(e) => {
+                if let Err(re) = issuer.release(&claim).await {
+                    tracing::warn!(device = %req.device, "could not release the intent: {re}");
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        (None, KeyOutcome::Untouched)
+    };
+    let issued = issuer.complete(claim, csr.as_ref()).await?;
+    on_step(&Step::Recorded {
+        serial: issued.record.serial.clone(),
+        cert_arn: issued.record.cert_arn.clone(),
+    });
+    Ok(Provisioned {
+        issued,
+        key_label: req.key_label.clone(),
+        key,
+    })
+}

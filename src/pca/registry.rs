@@ -1,0 +1,983 @@
+//! The serial registry in DynamoDB (schema: docs/registry-schema.md).
+//!
+//! One table, key `pk` (S) + `sk` (S), no GSI:
+//!
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `DEVICE#<id>` | `CURRENT` | the device's current certificate (pointer + status) |
+//! | `DEVICE#<id>` | `CERT#<gen:06>` | history: one item per certificate ever issued to the device (with PEMs) |
+//! | `DEVICE#<id>` | `INTENT#<gen:06>` | the issuance intent for generation `gen` (PENDING → ISSUING → ISSUED) |
+//! | `SERIAL#<serial>` | `CA#<ca_arn>` | serial marker: unique per CA by `attribute_not_exists(pk)` |
+//!
+//! Everything about a device is one strongly consistent Query on `pk = DEVICE#<id>`; a serial is
+//! one Query on `pk = SERIAL#<serial>` (one item per CA that issued that serial). An issue is
+//! recorded in ONE TransactWriteItems: serial marker + history + CURRENT + intent→ISSUED.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem, Update,
+};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::pca::aws::{error_code, map_sdk_error, AwsClients, Service};
+use crate::pca::ids::{DeviceId, Serial};
+
+/// Default table name.
+pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Certificate status in the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertStatus {
+    /// Issued and not revoked.
+    Issued,
+    /// Revoked.
+    Revoked,
+}
+
+impl CertStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Issued => "ISSUED",
+            CertStatus::Revoked => "REVOKED",
+        }
+    }
+
+    /// Parses the stored / CLI name (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "ISSUED" => Some(CertStatus::Issued),
+            "REVOKED" => Some(CertStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// One certificate as recorded (CURRENT and CERT# items share this shape; SERIAL# holds a subset).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Generation: 0 for the device's first certificate.
+    pub generation: u32,
+    /// Serial (lower-case hex).
+    pub serial: String,
+    /// Issuing CA.
+    pub ca_arn: String,
+    /// Certificate ARN.
+    pub cert_arn: String,
+    /// ISSUED / REVOKED.
+    pub status: CertStatus,
+    /// NotBefore (RFC 3339).
+    pub not_before: String,
+    /// NotAfter (RFC 3339).
+    pub not_after: String,
+    /// When it was recorded (RFC 3339).
+    pub issued_at: String,
+    /// When it was revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// Revocation reason (AWS enum name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_reason: Option<String>,
+    /// The idempotency token it was issued with.
+    pub token: String,
+    /// Template ARN used.
+    pub template_arn: String,
+    /// Certificate PEM (history items only).
+    #[serde(skip)]
+    pub cert_pem: Option<String>,
+    /// CA chain PEM (history items only).
+    #[serde(skip)]
+    pub chain_pem: Option<String>,
+}
+
+/// Intent state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IntentState {
+    /// Claimed; IssueCertificate may or may not have been called (token set once the CSR is known).
+    Pending,
+    /// IssueCertificate returned `cert_arn`; anyone may complete it.
+    Issuing,
+    /// Recorded.
+    Issued,
+}
+
+impl IntentState {
+    fn as_str(self) -> &'static str {
+        match self {
+            IntentState::Pending => "PENDING",
+            IntentState::Issuing => "ISSUING",
+            IntentState::Issued => "ISSUED",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PENDING" => IntentState::Pending,
+            "ISSUING" => IntentState::Issuing,
+            "ISSUED" => IntentState::Issued,
+            _ => return None,
+        })
+    }
+}
+
+/// The parameters of the IssueCertificate request, fixed when the token is set so that a takeover
+/// replays exactly the same request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IssueParams {
+    /// Idempotency token.
+    pub token: String,
+    /// sha256 of the CSR's certificationRequestInfo (hex).
+    pub csr_sha256: String,
+    /// Template ARN.
+    pub template_arn: String,
+    /// Signing algorithm (AWS enum name).
+    pub signing_algorithm: String,
+    /// Validity type (AWS enum name).
+    pub validity_type: String,
+    /// Validity value.
+    pub validity_value: i64,
+}
+
+/// An intent record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Intent {
+    /// Device id.
+    pub device_id: String,
+    /// Generation this intent is for.
+    pub generation: u32,
+    /// State.
+    pub state: IntentState,
+    /// CA.
+    pub ca_arn: String,
+    /// Who holds the lease: `<host>:<pid>:<process start>:<nonce>`.
+    pub owner: String,
+    /// Lease end (Unix seconds).
+    pub lease_until: i64,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Created (Unix seconds).
+    pub created_epoch: i64,
+    /// Request parameters, once the CSR is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<IssueParams>,
+    /// Certificate ARN once IssueCertificate returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_arn: Option<String>,
+    /// Serial once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// Everything about one device (one Query).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DeviceState {
+    /// The CURRENT item.
+    pub current: Option<CertRecord>,
+    /// CERT# items, oldest first.
+    pub history: Vec<CertRecord>,
+    /// INTENT# items, oldest first.
+    pub intents: Vec<Intent>,
+}
+
+impl DeviceState {
+    /// The generation the next certificate would get.
+    pub fn next_generation(&self) -> u32 {
+        self.current.as_ref().map_or(0, |c| c.generation + 1)
+    }
+
+    /// The intent for `generation`, if any.
+    pub fn intent(&self, generation: u32) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.generation == generation)
+    }
+}
+
+/// The SERIAL# marker.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SerialRecord {
+    /// Serial.
+    pub serial: String,
+    /// CA.
+    pub ca_arn: String,
+    /// Device.
+    pub device_id: String,
+    /// Generation within the device.
+    pub generation: u32,
+    /// Certificate ARN.
+    pub cert_arn: String,
+    /// Status.
+    pub status: CertStatus,
+    /// Recorded.
+    pub issued_at: String,
+    /// NotAfter.
+    pub not_after: String,
+    /// Revoked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// Outcome of a conditional write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The write happened.
+    Yes,
+    /// The condition failed (someone else got there first).
+    ConditionFailed,
+}
+
+/// A handle on the registry table.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    clients: AwsClients,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s(it: &Item, k: &str) -> Option<String> {
+    match it.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+fn get_n(it: &Item, k: &str) -> Option<i64> {
+    match it.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `DEVICE#<id>`.
+pub fn device_pk(id: &str) -> String {
+    format!("DEVICE#{id}")
+}
+/// `INTENT#<gen:06>`.
+pub fn intent_sk(generation: u32) -> String {
+    format!("INTENT#{generation:06}")
+}
+/// `CERT#<gen:06>`.
+pub fn cert_sk(generation: u32) -> String {
+    format!("CERT#{generation:06}")
+}
+/// `SERIAL#<serial>`.
+pub fn serial_pk(serial: &str) -> String {
+    format!("SERIAL#{serial}")
+}
+/// `CA#<arn>`.
+pub fn ca_sk(arn: &str) -> String {
+    format!("CA#{arn}")
+}
+
+/// RFC 3339 of a time (UTC, seconds).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn cert_item(r: &CertRecord, with_pem: bool) -> Item {
+    let mut it = Item::new();
+    it.insert("device_id".into(), s(&r.device_id));
+    it.insert("generation".into(), n(r.generation));
+    it.insert("serial".into(), s(&r.serial));
+    it.insert("ca_arn".into(), s(&r.ca_arn));
+    it.insert("cert_arn".into(), s(&r.cert_arn));
+    it.insert("status".into(), s(r.status.as_str()));
+    it.insert("not_before".into(), s(&r.not_before));
+    it.insert("not_after".into(), s(&r.not_after));
+    it.insert("issued_at".into(), s(&r.issued_at));
+    it.insert("token".into(), s(&r.token));
+    it.insert("template_arn".into(), s(&r.template_arn));
+    if let Some(v) = &r.revoked_at {
+        it.insert("revoked_at".into(), s(v));
+    }
+    if let Some(v) = &r.revocation_reason {
+        it.insert("revocation_reason".into(), s(v));
+    }
+    if with_pem {
+        if let Some(v) = &r.cert_pem {
+            it.insert("cert_pem".into(), s(v));
+        }
+        if let Some(v) = &r.chain_pem {
+            it.insert("chain_pem".into(), s(v));
+        }
+    }
+    it
+}
+
+fn parse_cert(it: &Item) -> Option<CertRecord> {
+    Some(CertRecord {
+        device_id: get_s(it, "device_id")?,
+        generation: u32::try_from(get_n(it, "generation")?).ok()?,
+        serial: get_s(it, "serial")?,
+        ca_arn: get_s(it, "ca_arn")?,
+        cert_arn: get_s(it, "cert_arn")?,
+        status: CertStatus::parse(&get_s(it, "status")?)?,
+        not_before: get_s(it, "not_before").unwrap_or_default(),
+        not_after: get_s(it, "not_after").unwrap_or_default(),
+        issued_at: get_s(it, "issued_at").unwrap_or_default(),
+        revoked_at: get_s(it, "revoked_at"),
+        revocation_reason: get_s(it, "revocation_reason"),
+        token: get_s(it, "token").unwrap_or_default(),
+        template_arn: get_s(it, "template_arn").unwrap_or_default(),
+        cert_pem: get_s(it, "cert_pem"),
+        chain_pem: get_s(it, "chain_pem"),
+    })
+}
+
+fn parse_intent(it: &Item) -> Option<Intent> {
+    let params = match get_s(it, "token") {
+        Some(token) => Some(IssueParams {
+            token,
+            csr_sha256: get_s(it, "csr_sha256")?,
+            template_arn: get_s(it, "template_arn")?,
+            signing_algorithm: get_s(it, "signing_algorithm")?,
+            validity_type: get_s(it, "validity_type")?,
+            validity_value: get_n(it, "validity_value")?,
+        }),
+        None => None,
+    };
+    Some(Intent {
+        device_id: get_s(it, "device_id")?,
+        generation: u32::try_from(get_n(it, "generation")?).ok()?,
+        state: IntentState::parse(&get_s(it, "state")?)?,
+        ca_arn: get_s(it, "ca_arn")?,
+        owner: get_s(it, "owner").unwrap_or_default(),
+        lease_until: get_n(it, "lease_until").unwrap_or(0),
+        created_at: get_s(it, "created_at").unwrap_or_default(),
+        created_epoch: get_n(it, "created_epoch").unwrap_or(0),
+        params,
+        cert_arn: get_s(it, "cert_arn"),
+        serial: get_s(it, "serial"),
+    })
+}
+
+fn parse_serial(it: &Item) -> Option<SerialRecord> {
+    Some(SerialRecord {
+        serial: get_s(it, "serial")?,
+        ca_arn: get_s(it, "ca_arn")?,
+        device_id: get_s(it, "device_id")?,
+        generation: u32::try_from(get_n(it, "generation")?).ok()?,
+        cert_arn: get_s(it, "cert_arn")?,
+        status: CertStatus::parse(&get_s(it, "status")?)?,
+        issued_at: get_s(it, "issued_at").unwrap_or_default(),
+        not_after: get_s(it, "not_after").unwrap_or_default(),
+        revoked_at: get_s(it, "revoked_at"),
+    })
+}
+
+fn build_err(e: impl std::fmt::Display) -> Error {
+    Error::Registry(format!("internal error building a DynamoDB request: {e}"))
+}
+
+impl Registry {
+    /// A handle on `table`.
+    pub fn new(clients: &AwsClients, table: &str) -> Self {
+        Registry {
+            clients: clients.clone(),
+            table: table.to_string(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn map<E, R>(&self, op: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> Error
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        if error_code(&e) == Some("ResourceNotFoundException") {
+            return self.missing_table();
+        }
+        match map_sdk_error(&self.clients, Service::Ddb, op, e) {
+            Error::Aws(m) => Error::Registry(m),
+            other => other,
+        }
+    }
+
+    fn missing_table(&self) -> Error {
+        Error::Registry(format!(
+            "registry table '{}' not found in region {} at {}: create it with `hsm-demo pca init-table` (or deploy infra/)",
+            self.table, self.clients.region, self.clients.ddb_endpoint
+        ))
+    }
+
+    /// Creates the table (on-demand, `pk`/`sk` strings) if absent and waits until it is ACTIVE.
+    /// Returns `true` if it was created now.
+    pub async fn init_table(&self) -> Result<bool> {
+        let key = |name: &str, kt: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+                .map_err(build_err)
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_err)
+        };
+        let res = self
+            .clients
+            .ddb
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .send()
+            .await;
+        let created = match res {
+            Ok(_) => true,
+            Err(e) if error_code(&e) == Some("ResourceInUseException") => false,
+            Err(e) => return Err(self.map("CreateTable", e)),
+        };
+        use aws_sdk_dynamodb::client::Waiters;
+        self.clients
+            .ddb
+            .wait_until_table_exists()
+            .table_name(&self.table)
+            .wait(std::time::Duration::from_secs(120))
+            .await
+            .map_err(|e| {
+                Error::Registry(format!("table '{}' did not become ACTIVE: {e}", self.table))
+            })?;
+        Ok(created)
+    }
+
+    /// Fails with one line if the table does not exist (cheap DescribeTable).
+    pub async fn check_table(&self) -> Result<()> {
+        self.clients
+            .ddb
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| self.map("DescribeTable", e))?;
+        Ok(())
+    }
+
+    /// Everything about a device: ONE strongly consistent Query on `pk = DEVICE#<id>`.
+    pub async fn device(&self, id: &DeviceId) -> Result<DeviceState> {
+        let mut state = DeviceState::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .clients
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(device_pk(id.as_str())))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.map("Query", e))?;
+            for it in out.items() {
+                let sk = get_s(it, "sk").unwrap_or_default();
+                let bad = || {
+                    Error::Registry(format!(
+                        "malformed registry item {}/{sk} in table '{}'",
+                        device_pk(id.as_str()),
+                        self.table
+                    ))
+                };
+                if sk == "CURRENT" {
+                    state.current = Some(parse_cert(it).ok_or_else(bad)?);
+                } else if sk.starts_with("CERT#") {
+                    state.history.push(parse_cert(it).ok_or_else(bad)?);
+                } else if sk.starts_with("INTENT#") {
+                    state.intents.push(parse_intent(it).ok_or_else(bad)?);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(state)
+    }
+
+    /// The serial markers for `serial` (one per CA that issued it): ONE Query on `pk = SERIAL#<serial>`.
+    pub async fn by_serial(&self, serial: &Serial) -> Result<Vec<SerialRecord>> {
+        let out = self
+            .clients
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(serial_pk(serial.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.map("Query", e))?;
+        out.items()
+            .iter()
+            .map(|it| {
+                parse_serial(it)
+                    .ok_or_else(|| Error::Registry(format!("malformed serial marker for {serial}")))
+            })
+            .collect()
+    }
+
+    /// Current certificates of all devices, optionally filtered by status (a paginated Scan:
+    /// listing is the one operation that is not a key look-up).
+    pub async fn list(&self, status: Option<CertStatus>) -> Result<Vec<CertRecord>> {
+        let mut out_v = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut req = self
+                .clients
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .expression_attribute_values(":cur", s("CURRENT"))
+                .set_exclusive_start_key(start.take());
+            req = match status {
+                Some(st) => req
+                    .filter_expression("sk = :cur AND #st = :st")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(st.as_str())),
+                None => req.filter_expression("sk = :cur"),
+            };
+            let out = req.send().await.map_err(|e| self.map("Scan", e))?;
+            for it in out.items() {
+                if let Some(r) = parse_cert(it) {
+                    out_v.push(r);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out_v.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        Ok(out_v)
+    }
+
+    /// Intents not yet ISSUED, across all devices (a paginated Scan; for `pca reconcile`).
+    pub async fn open_intents(&self) -> Result<Vec<Intent>> {
+        let mut v = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .clients
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :i) AND #state <> :issued")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":i", s("INTENT#"))
+                .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.map("Scan", e))?;
+            v.extend(out.items().iter().filter_map(parse_intent));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        v.sort_by(|a, b| (&a.device_id, a.generation).cmp(&(&b.device_id, b.generation)));
+        Ok(v)
+    }
+
+    /// Writes a fresh PENDING intent for `intent.generation`, only if none exists.
+    pub async fn put_intent(&self, intent: &Intent) -> Result<Written> {
+        let mut it = Item::new();
+        it.insert("pk".into(), s(device_pk(&intent.device_id)));
+        it.insert("sk".into(), s(intent_sk(intent.generation)));
+        it.insert("device_id".into(), s(&intent.device_id));
+        it.insert("generation".into(), n(intent.generation));
+        it.insert("state".into(), s(IntentState::Pending.as_str()));
+        it.insert("ca_arn".into(), s(&intent.ca_arn));
+        it.insert("owner".into(), s(&intent.owner));
+        it.insert("lease_until".into(), n(intent.lease_until));
+        it.insert("created_at".into(), s(&intent.created_at));
+        it.insert("created_epoch".into(), n(intent.created_epoch));
+        it.insert("updated_at".into(), s(&intent.created_at));
+        let res = self
+            .clients
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(it))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(self.map("PutItem", e)),
+        }
+    }
+
+    async fn update_intent(
+        &self,
+        device: &str,
+        generation: u32,
+        update: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Written> {
+        let mut req = self
+            .clients
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(device_pk(device)))
+            .key("sk", s(intent_sk(generation)))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (k, v) in names {
+            req = req.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(k, v);
+        }
+        match req.send().await {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(self.map("UpdateItem", e)),
+        }
+    }
+
+    /// Takes over a PENDING intent whose owner is `old_owner` (lease expired or owner dead).
+    pub async fn take_over_intent(
+        &self,
+        intent: &Intent,
+        new_owner: &str,
+        lease_until: i64,
+    ) -> Result<Written> {
+        self.update_intent(
+            &intent.device_id,
+            intent.generation,
+            "SET #owner = :new, lease_until = :lease, updated_at = :now",
+            "#owner = :old AND #state = :pending",
+            &[("#owner", "owner"), ("#state", "state")],
+            vec![
+                (":new", s(new_owner)),
+                (":old", s(&intent.owner)),
+                (":lease", n(lease_until)),
+                (":now", s(rfc3339(OffsetDateTime::now_utc()))),
+                (":pending", s(IntentState::Pending.as_str())),
+            ],
+        )
+        .await
+    }
+
+    /// Extends our lease on a PENDING intent.
+    pub async fn renew_lease(
+        &self,
+        intent: &Intent,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Written> {
+        self.update_intent(
+            &intent.device_id,
+            intent.generation,
+            "SET lease_until = :lease",
+            "#owner = :me AND #state = :pending",
+            &[("#owner", "owner"), ("#state", "state")],
+            vec![
+                (":me", s(owner)),
+                (":lease", n(lease_until)),
+                (":pending", s(IntentState::Pending.as_str())),
+            ],
+        )
+        .await
+    }
+
+    /// Fixes the request parameters (token, CSR hash, validity…) of our PENDING intent, once.
+    pub async fn set_intent_params(
+        &self,
+        intent: &Intent,
+        owner: &str,
+        p: &IssueParams,
+    ) -> Result<Written> {
+        self.update_intent(
+            &intent.device_id,
+            intent.generation,
+            "SET #token = :token, csr_sha256 = :csr, template_arn = :tpl, signing_algorithm = :alg, \
+             validity_type = :vt, validity_value = :vv, updated_at = :now",
+            "#owner = :me AND #state = :pending AND attribute_not_exists(#token)",
+            &[("#owner", "owner"), ("#state", "state"), ("#token", "token")],
+            vec![
+                (":me", s(owner)),
+                (":pending", s(IntentState::Pending.as_str())),
+                (":token", s(&p.token)),
+                (":csr", s(&p.csr_sha256)),
+                (":tpl", s(&p.template_arn)),
+                (":alg", s(&p.signing_algorithm)),
+                (":vt", s(&p.validity_type)),
+                (":vv", n(p.validity_value)),
+                (":now", s(rfc3339(OffsetDateTime::now_utc()))),
+            ],
+        )
+        .await
+    }
+
+    /// Stores the certificate ARN right after IssueCertificate returned: PENDING → ISSUING.
+    /// Idempotent for the same ARN.
+    pub async fn set_intent_issuing(
+        &self,
+        intent: &Intent,
+        token: &str,
+        cert_arn: &str,
+    ) -> Result<Written> {
+        self.update_intent(
+            &intent.device_id,
+            intent.generation,
+            "SET #state = :issuing, cert_arn = :arn, updated_at = :now",
+            "#token = :token AND (#state = :pending OR (#state = :issuing AND cert_arn = :arn))",
+            &[("#state", "state"), ("#token", "token")],
+            vec![
+                (":issuing", s(IntentState::Issuing.as_str())),
+                (":pending", s(IntentState::Pending.as_str())),
+                (":arn", s(cert_arn)),
+                (":token", s(token)),
+                (":now", s(rfc3339(OffsetDateTime::now_utc()))),
+            ],
+        )
+        .await
+    }
+
+    /// Deletes our PENDING intent after a terminal failure where no certificate exists (nothing
+    /// stays recorded).
+    pub async fn delete_intent(&self, intent: &Intent, owner: &str) -> Result<Written> {
+        let res = self
+            .clients
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(device_pk(&intent.device_id)))
+            .key("sk", s(intent_sk(intent.generation)))
+            .condition_expression("#owner = :me AND #state <> :issued")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(self.map("DeleteItem", e)),
+        }
+    }
+
+    /// Records an issued certificate in ONE TransactWriteItems:
+    /// serial marker (unique per CA) + history + CURRENT + intent→ISSUED.
+    ///
+    /// `ConditionFailed` means some condition did not hold — typically a concurrent runner recorded
+    /// the same certificate first; the caller re-reads the device to find out.
+    pub async fn record_issued(&self, rec: &CertRecord) -> Result<Written> {
+        let dev = device_pk(&rec.device_id);
+
+        let mut marker = Item::new();
+        marker.insert("pk".into(), s(serial_pk(&rec.serial)));
+        marker.insert("sk".into(), s(ca_sk(&rec.ca_arn)));
+        for k in [
+            "serial",
+            "ca_arn",
+            "device_id",
+            "generation",
+            "cert_arn",
+            "status",
+            "issued_at",
+            "not_after",
+        ] {
+            if let Some(v) = cert_item(rec, false).remove(k) {
+                marker.insert(k.into(), v);
+            }
+        }
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+
+        let mut hist = cert_item(rec, true);
+        hist.insert("pk".into(), s(&dev));
+        hist.insert("sk".into(), s(cert_sk(rec.generation)));
+        let hist = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(hist))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+
+        let mut cur = cert_item(rec, false);
+        cur.insert("pk".into(), s(&dev));
+        cur.insert("sk".into(), s("CURRENT"));
+        let cur = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(cur))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (generation < :gen AND #st = :revoked)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":gen", n(rec.generation))
+            .expression_attribute_values(":revoked", s(CertStatus::Revoked.as_str()))
+            .build()
+            .map_err(build_err)?;
+
+        let intent = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&dev))
+            .key("sk", s(intent_sk(rec.generation)))
+            .update_expression(
+                "SET #state = :issued, serial = :serial, cert_arn = :arn, updated_at = :now REMOVE lease_until",
+            )
+            .condition_expression("#token = :token AND (#state = :pending OR #state = :issuing)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
+            .expression_attribute_values(":pending", s(IntentState::Pending.as_str()))
+            .expression_attribute_values(":issuing", s(IntentState::Issuing.as_str()))
+            .expression_attribute_values(":serial", s(&rec.serial))
+            .expression_attribute_values(":arn", s(&rec.cert_arn))
+            .expression_attribute_values(":token", s(&rec.token))
+            .expression_attribute_values(":now", s(&rec.issued_at))
+            .build()
+            .map_err(build_err)?;
+
+        let res = self
+            .clients
+            .ddb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .transact_items(TransactWriteItem::builder().put(hist).build())
+            .transact_items(TransactWriteItem::builder().put(cur).build())
+            .transact_items(TransactWriteItem::builder().update(intent).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
+                    e.as_service_error()
+                {
+                    let reasons = tc.cancellation_reasons();
+                    let conditional = reasons
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"));
+                    if conditional {
+                        return Ok(Written::ConditionFailed);
+                    }
+                }
+                Err(self.map("TransactWriteItems", e))
+            }
+        }
+    }
+
+    /// Records a revocation in ONE TransactWriteItems: serial marker + history (+ CURRENT when the
+    /// revoked certificate is the device's current one).
+    pub async fn record_revoked(
+        &self,
+        marker: &SerialRecord,
+        reason: &str,
+        is_current: bool,
+    ) -> Result<Written> {
+        let now = rfc3339(OffsetDateTime::now_utc());
+        let upd = |pk: String, sk: String, cond: &str| {
+            let mut b = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression(
+                    "SET #st = :revoked, revoked_at = :now, revocation_reason = :reason",
+                )
+                .condition_expression(cond)
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":revoked", s(CertStatus::Revoked.as_str()))
+                .expression_attribute_values(":issued", s(CertStatus::Issued.as_str()))
+                .expression_attribute_values(":now", s(&now))
+                .expression_attribute_values(":reason", s(reason));
+            if cond.contains(":serial") {
+                b = b.expression_attribute_values(":serial", s(&marker.serial));
+            }
+            b.build().map_err(build_err)
+        };
+        let mut req = self
+            .clients
+            .ddb
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(upd(
+                        serial_pk(&marker.serial),
+                        ca_sk(&marker.ca_arn),
+                        "#st = :issued",
+                    )?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(upd(
+                        device_pk(&marker.device_id),
+                        cert_sk(marker.generation),
+                        "#st = :issued AND serial = :serial",
+                    )?)
+                    .build(),
+            );
+        if is_current {
+            req = req.transact_items(
+                TransactWriteItem::builder()
+                    .update(upd(
+                        device_pk(&marker.device_id),
+                        "CURRENT".into(),
+                        "#st = :issued AND serial = :serial",
+                    )?)
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
+                    e.as_service_error()
+                {
+                    if tc
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    {
+                        return Ok(Written::ConditionFailed);
+                    }
+                }
+                Err(self.map("TransactWriteItems", e))
+            }
+        }
+    }
+}
