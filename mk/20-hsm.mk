@@ -1,0 +1,28 @@
+# HSM core (issue 2): the spec's demo, the Rust test suite, the HSM benchmark.
+#
+#   make demo       the spec's key-lifecycle flow on a project-local SoftHSM2 token
+#                   (.tokens/ + .run/softhsm2.conf; never the system token directory)
+#   make test-rust  `cargo test`: every unit and integration test (part of `make test`)
+#   make bench-hsm  sign --batch vs a raw C_Sign loop, one `hsm-demo sign` vs one `pkcs11-tool --sign`
+#                   -> docs/benchmarks.md (part of `make bench`)
+
+.PHONY: demo test-rust bench-hsm hsm-build hsm-build-release
+
+hsm-build: deps-apt deps-rust
+	$(CARGO) build --bin hsm-demo
+
+hsm-build-release: deps-apt deps-rust
+	$(CARGO) build --release --bin hsm-demo --example csign_loop
+
+demo: hsm-build
+	@ROOT=$(ROOT) BIN=$(BIN_DEBUG) bash $(ROOT)/scripts/demo.sh
+
+test-rust: deps-apt deps-rust
+	$(CARGO) test
+
+bench-hsm: hsm-build-release
+	@ROOT=$(ROOT) BIN=$(BIN_RELEASE) CSIGN=$(CARGO_TARGET_DIR)/release/examples/csign_loop \
+	  bash $(ROOT)/scripts/bench-hsm.sh
+
+TEST_TARGETS  += test-rust
+BENCH_TARGETS += bench-hsm
