@@ -136,8 +136,15 @@ def test_provisioning_policy_grants_exactly_the_documented_actions() -> None:
     table = {"Fn::GetAtt": ["RegistryTable", "Arn"]}
     assert grants == {
         "IssueEndEntityCertificatesOnly": (["acm-pca:IssueCertificate"], issuing),
-        "ReadIssuedCertificatesAndChain": (["acm-pca:GetCertificate", "acm-pca:GetCertificateAuthorityCertificate"],
-                                           issuing),
-        "RegistryReadWrite": (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"], table),
+        "ReadIssuingCaAndIssuedCertificates": (["acm-pca:DescribeCertificateAuthority", "acm-pca:GetCertificate",
+                                                "acm-pca:GetCertificateAuthorityCertificate"], issuing),
+        "RegistryIssuingPath": (["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                                table),
     }
     assert all(s["Effect"] == "Allow" for s in stmts)
+    revoke = TEMPLATE["Resources"]["RevocationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert {s["Sid"]: (sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]), s["Resource"])
+            for s in revoke} == {
+        "RevokeDeviceCertificates": (["acm-pca:RevokeCertificate"], issuing),
+        "RegistryMarkRevoked": (["dynamodb:Query", "dynamodb:UpdateItem"], table),
+    }
