@@ -372,6 +372,21 @@ def _key_usage(names: tuple[str, ...]) -> x509.KeyUsage:
     return x509.KeyUsage(**flags)
 
 
+def _general_name(g: dict[str, Any]) -> x509.GeneralName:
+    """ApiPassthrough GeneralName (DnsName, IpAddress, Rfc822Name, UniformResourceIdentifier)."""
+    import ipaddress
+
+    if g.get("DnsName"):
+        return x509.DNSName(g["DnsName"])
+    if g.get("IpAddress"):
+        return x509.IPAddress(ipaddress.ip_address(g["IpAddress"]))
+    if g.get("Rfc822Name"):
+        return x509.RFC822Name(g["Rfc822Name"])
+    if g.get("UniformResourceIdentifier"):
+        return x509.UniformResourceIdentifier(g["UniformResourceIdentifier"])
+    raise InvalidArgsException(f"GeneralName {sorted(g)} is not supported by this stand-in.")
+
+
 # --------------------------------------------------------------------------- the CA model
 
 
@@ -526,7 +541,11 @@ class StandinCertificateAuthority(m.CertificateAuthority):
 
     # -- issuance
     def _extensions(
-        self, csr: x509.CertificateSigningRequest, tpl: Template, self_issued: bool
+        self,
+        csr: x509.CertificateSigningRequest,
+        tpl: Template,
+        self_issued: bool,
+        api: dict[str, Any] | None = None,
     ) -> list[tuple[x509.ExtensionType, bool]]:
         pub = csr.public_key()
         exts: list[tuple[x509.ExtensionType, bool]] = [
@@ -567,6 +586,11 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             taken.add(x509.SubjectAlternativeName)
         except x509.ExtensionNotFound:
             pass
+        api_sans = ((api or {}).get("Extensions") or {}).get("SubjectAlternativeNames")
+        if tpl.api_passthrough and api_sans:
+            exts = [(e, c) for e, c in exts if not isinstance(e, x509.SubjectAlternativeName)]
+            exts.append((x509.SubjectAlternativeName([_general_name(g) for g in api_sans]), len(csr.subject) == 0))
+            taken.add(x509.SubjectAlternativeName)
         if tpl.csr_passthrough:
             for ext in csr.extensions:
                 if type(ext.value) not in taken and not isinstance(ext.value, x509.UnrecognizedExtension):
@@ -642,7 +666,7 @@ class StandinCertificateAuthority(m.CertificateAuthority):
                 .not_valid_before(not_before)
                 .not_valid_after(not_after)
             )
-            for ext, critical in self._extensions(csr, tpl, self_issued):
+            for ext, critical in self._extensions(csr, tpl, self_issued, api):
                 builder = builder.add_extension(ext, critical)
             kw = {"rsa_padding": pad} if pad is not None else {}
             cert = builder.sign(self._key, hash_alg, **kw)

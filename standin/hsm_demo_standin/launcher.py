@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 EXIT_STARTUP = 2
+MOTO_VERSION = "5.2.5"
 
 
 def fail(msg: str) -> None:
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         from werkzeug.serving import make_server
     except ImportError as e:
-        fail(f"moto[server] is not installed in {sys.executable} ({e}); run `make deps-py`")
+        fail(f"moto[server]=={MOTO_VERSION} is not importable from {sys.executable} ({e}); run `make deps-py`")
+    if moto.__version__ != MOTO_VERSION:
+        fail(f"{sys.executable} has moto {moto.__version__}; the plugin is written for moto {MOTO_VERSION} (run `make deps-py`)")
 
     from . import install
     from .middleware import StandinMiddleware

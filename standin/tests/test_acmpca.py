@@ -381,3 +381,20 @@ def test_issuance_is_fast_with_rsa_ca(pca):
         issue_and_get(pca, root, csr, sig_alg="SHA256WITHRSA")
     elapsed = time.monotonic() - t0
     assert elapsed < 4.0, f"60 issues took {elapsed:.2f}s"
+
+
+def test_api_passthrough_template_sets_subject_and_sans(pca, hierarchy):
+    """EndEntityCertificate_APIPassthrough/V1 takes Subject and SANs from ApiPassthrough.
+    Stock moto ignores ApiPassthrough and the template (no extensions at all)."""
+    csr, _ = make_csr("from-csr", sans=["csr.example"])
+    cert = load(issue_and_get(
+        pca, hierarchy["issuing_arn"], csr, "EndEntityCertificate_APIPassthrough/V1",
+        ApiPassthrough={"Subject": {"CommonName": "from-api"},
+                        "Extensions": {"SubjectAlternativeNames": [{"DnsName": "api.example"},
+                                                                   {"IpAddress": "10.0.0.7"}]}},
+    )["cert"])
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "from-api"
+    san = _ext(cert, x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["api.example"]
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.7"]
+    assert not _ext(cert, x509.BasicConstraints).value.ca
