@@ -1,0 +1,308 @@
+//! Shared set-up for the pca/provision tests: a SoftHSM token in a temp dir (common::TestToken),
+//! the local AWS stand-in (common::standin), a fresh CA hierarchy, and a registry table of the
+//! test's own, all driven through the real `hsm-demo` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use assert_cmd::Command;
+
+use crate::common::standin::{self, Hierarchy};
+use crate::common::{stdout_of, TestToken};
+
+/// One test's world.
+pub struct PcaEnv {
+    /// Token (and scratch temp dir).
+    pub token: TestToken,
+    /// AWS endpoint.
+    pub endpoint: String,
+    /// CA hierarchy (issuing CA = `ca()`).
+    pub hier: Hierarchy,
+    /// Registry table of this test.
+    pub table: String,
+    /// Access key id of this test (scopes the stand-in's switches).
+    pub akid: String,
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{:08x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+impl PcaEnv {
+    /// Token + new CA hierarchy + new table (created with `pca init-table`).
+    pub fn new() -> PcaEnv {
+        let endpoint = standin::endpoint();
+        let hier = standin::create_active_hierarchy_blocking(&endpoint);
+        let env = PcaEnv {
+            token: TestToken::new("pca"),
+            endpoint,
+            hier,
+            table: unique("reg"),
+            akid: unique("AKIDPCA").replace('-', "").to_uppercase(),
+        };
+        env.cmd().args(["pca", "init-table"]).assert().success();
+        std::fs::write(env.path("root.pem"), &env.hier.root_pem).unwrap();
+        env
+    }
+
+    /// The issuing CA's ARN.
+    pub fn ca(&self) -> &str {
+        &self.hier.issuing_arn
+    }
+
+    /// A path in the scratch dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.token.path(name)
+    }
+
+    /// The binary with HSM env (token, PIN) and AWS env (endpoint, region, this test's key, table).
+    pub fn cmd(&self) -> Command {
+        let mut c = self.token.cmd();
+        aws_env(&mut c, &self.endpoint, &self.akid, &self.table);
+        c
+    }
+
+    /// Same as [`cmd`](Self::cmd) as a std Command (for spawning / killing).
+    pub fn std_cmd(&self) -> StdCommand {
+        let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("hsm-demo"));
+        for (k, v) in self.token.module_env() {
+            c.env(k, v);
+        }
+        c.env("HSM_DEMO_MODULE", self.token.kind.module_path());
+        c.env("HSM_DEMO_PIN", &self.token.pin);
+        c.env("HSM_DEMO_TOKEN", &self.token.label);
+        c.env_remove("RUST_LOG");
+        for k in AWS_VARS_TO_CLEAR {
+            c.env_remove(k);
+        }
+        c.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", standin::REGION)
+            .env("AWS_ACCESS_KEY_ID", &self.akid)
+            .env("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY)
+            .env("HSM_DEMO_TABLE", &self.table)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c.current_dir(self.token.dir.path());
+        c
+    }
+
+    /// `provision --ca-arn <ca> --device-id <id> --json` → parsed JSON (asserts success).
+    pub fn provision(&self, device: &str) -> serde_json::Value {
+        let a = self
+            .cmd()
+            .args([
+                "--json",
+                "provision",
+                "--ca-arn",
+                self.ca(),
+                "--device-id",
+                device,
+            ])
+            .assert()
+            .success();
+        serde_json::from_str(&stdout_of(&a)).expect("provision --json prints JSON")
+    }
+
+    /// `pca show --device-id <id> --json` → parsed JSON (asserts success).
+    pub fn show(&self, device: &str) -> serde_json::Value {
+        let a = self
+            .cmd()
+            .args(["--json", "pca", "show", "--device-id", device])
+            .assert()
+            .success();
+        serde_json::from_str(&stdout_of(&a)).expect("pca show --json prints JSON")
+    }
+
+    /// All registry items of this test's table, read with the SDK directly (independent of the
+    /// code under test).
+    pub fn table_items(&self) -> Vec<std::collections::HashMap<String, String>> {
+        let conf = standin::sdk_config(&self.endpoint);
+        let ddb = aws_sdk_dynamodb::Client::new(&conf);
+        let table = self.table.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut out = Vec::new();
+                let mut start = None;
+                loop {
+                    let r = ddb
+                        .scan()
+                        .table_name(&table)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .expect("scan");
+                    for it in r.items() {
+                        out.push(
+                            it.iter()
+                                .map(|(k, v)| {
+                                    let s = match v {
+                                        aws_sdk_dynamodb::types::AttributeValue::S(s) => s.clone(),
+                                        aws_sdk_dynamodb::types::AttributeValue::N(n) => n.clone(),
+                                        other => format!("{other:?}"),
+                                    };
+                                    (k.clone(), s)
+                                })
+                                .collect(),
+                        );
+                    }
+                    match r.last_evaluated_key() {
+                        Some(k) if !k.is_empty() => start = Some(k.clone()),
+                        _ => break,
+                    }
+                }
+                out
+            })
+    }
+
+    /// Items of this table whose sort key starts with `prefix` (e.g. `CERT#`, `CA#`, `INTENT#`).
+    pub fn items_with_sk(&self, prefix: &str) -> Vec<std::collections::HashMap<String, String>> {
+        self.table_items()
+            .into_iter()
+            .filter(|i| i.get("sk").is_some_and(|s| s.starts_with(prefix)))
+            .collect()
+    }
+
+    /// Certificates the stand-in issued from the issuing CA with an idempotency token (distinct
+    /// certificate ARNs), read from moto's state dump — independent of the registry.
+    pub fn issued_by_ca(&self) -> usize {
+        issued_by_ca(&self.endpoint, self.ca())
+    }
+
+    /// `openssl verify -CAfile root.pem -untrusted chain cert` in the scratch dir.
+    pub fn openssl_verify(&self, cert: &Path, chain: &Path) -> (bool, String) {
+        let out = self
+            .token
+            .tool("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(self.path("root.pem"))
+            .arg("-untrusted")
+            .arg(chain)
+            .arg(cert)
+            .output()
+            .expect("openssl");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+/// Environment variables that must not leak from the developer's shell into tests.
+pub const AWS_VARS_TO_CLEAR: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL_ACM_PCA",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "HSM_DEMO_CA_ARN",
+    "FAILPOINTS",
+];
+
+/// Sets the AWS env of a command.
+pub fn aws_env(c: &mut Command, endpoint: &str, akid: &str, table: &str) {
+    for k in AWS_VARS_TO_CLEAR {
+        c.env_remove(k);
+    }
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", standin::REGION)
+        .env("AWS_ACCESS_KEY_ID", akid)
+        .env("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY)
+        .env("HSM_DEMO_TABLE", table)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // no ~/.aws of the developer
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+}
+
+/// See [`PcaEnv::issued_by_ca`].
+pub fn issued_by_ca(endpoint: &str, ca_arn: &str) -> usize {
+    let body = http_get(endpoint, "/moto-api/data.json");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("moto data.json");
+    let cas = v["acmpca"]["StandinCertificateAuthority"]
+        .as_array()
+        .expect("stand-in CA list in data.json");
+    let ca = cas
+        .iter()
+        .find(|c| c["arn"] == ca_arn)
+        .unwrap_or_else(|| panic!("CA {ca_arn} not in data.json"));
+    let mut arns: Vec<String> = ca["tokens"]
+        .as_object()
+        .expect("tokens")
+        .values()
+        .map(|v| v[0].as_str().unwrap_or_default().to_string())
+        .collect();
+    arns.sort();
+    arns.dedup();
+    arns.len()
+}
+
+/// SHA-256 of a file's DER-decoded PEM contents (to compare certificates).
+pub fn pem_der(path: &Path) -> Vec<u8> {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    pem::parse(text).expect("PEM").contents().to_vec()
+}
+
+/// GET `path` from `endpoint` (plain HTTP/1.1, Connection: close; handles chunked bodies).
+pub fn http_get(endpoint: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let hostport = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, r)| r)
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&hostport).expect("connect to the stand-in");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "GET {path}: {head}"
+    );
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (size, after) = rest.split_once("\r\n").expect("chunk size");
+            let n = usize::from_str_radix(size.trim(), 16).expect("chunk size hex");
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    }
+}
