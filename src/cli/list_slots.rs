@@ -118,11 +118,15 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             return Err(Error::PinNotInitialised { token: token.label });
         }
         let pin = pin_src.get(&token.label)?;
-        let session = module.ctx().open_ro_session(slot)?;
+        // Read-write: AWS CloudHSM (Client SDK 5) has no read-only sessions.
+        let session = module.ctx().open_rw_session(slot)?;
         match session.login(cryptoki::session::UserType::User, Some(&pin)) {
             Ok(()) => {}
             Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
                 return Err(Error::PinIncorrect { token: token.label })
+            }
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinLocked, _)) => {
+                return Err(Error::PinLocked { token: token.label })
             }
             Err(e) => return Err(e.into()),
         }
