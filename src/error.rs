@@ -235,7 +235,7 @@ pub fn hint_for(call: Function, rv: RvError) -> &'static str {
         R::UserNotLoggedIn => "not logged in: a PIN is needed for this operation",
         R::UserAlreadyLoggedIn => "already logged in to this token in this process",
         R::TokenNotRecognized | R::TokenNotPresent => {
-            "the token is not present or not initialised; initialise it with softhsm2-util --init-token"
+            "the token is not present or not initialised; initialise it with the module's tool (softhsm2-util --init-token, pkcs11-tool --init-token)"
         }
         R::TokenWriteProtected => "the token is write-protected",
         R::CryptokiNotInitialized => "C_Initialize was not called (internal error)",

@@ -290,7 +290,11 @@ fn uninitialised_token_and_pin_states() {
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(e.lines().count(), 1, "{e}");
         assert!(e.starts_with("error: no initialised token in "), "{e}");
-        assert!(e.contains("softhsm2-util --init-token"), "{e}");
+        let init_tool = match kind {
+            ModuleKind::SoftHsm => "softhsm2-util --init-token",
+            ModuleKind::Kryoptic => "pkcs11-tool --module ",
+        };
+        assert!(e.contains(init_tool), "{e}");
         assert!(out.stdout.is_empty());
         // list-slots still works and says the slot is not initialised.
         let a = t.cmd_no_token().arg("list-slots").assert().success();

@@ -157,15 +157,32 @@ pub fn select_token(module: &Module, want: Option<&str>) -> Result<(Slot, TokenS
         None => match initialised.len() {
             1 => Ok(initialised[0].clone()),
             0 => Err(Error::Token(format!(
-                "no initialised token in {} ({} slot(s), none initialised): create one with `softhsm2-util --init-token --free --label LABEL`",
+                "no initialised token in {} ({} slot(s), none initialised): create one with {}",
                 module.path().display(),
-                all.len()
+                all.len(),
+                init_token_hint(module.path())
             ))),
             n => Err(Error::Token(format!(
                 "{n} initialised tokens ({}): choose one with --token LABEL or {TOKEN_ENV}",
                 listing()
             ))),
         },
+    }
+}
+
+/// The command that initialises a token on this module: SoftHSM2 has its own tool, the others
+/// (kryoptic, OpenSC cards…) take pkcs11-tool; CloudHSM tokens are never initialised this way.
+fn init_token_hint(module: &std::path::Path) -> String {
+    let is_softhsm = module
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("softhsm"));
+    if is_softhsm {
+        "`softhsm2-util --init-token --free --label LABEL`".into()
+    } else {
+        format!(
+            "`pkcs11-tool --module {} --init-token --init-pin --label LABEL` (or the vendor's tool)",
+            module.display()
+        )
     }
 }
 
