@@ -266,6 +266,20 @@ pub fn pem_der(path: &Path) -> Vec<u8> {
 
 /// GET `path` from `endpoint` (plain HTTP/1.1, Connection: close; handles chunked bodies).
 pub fn http_get(endpoint: &str, path: &str) -> String {
+    // moto's state dump can fail (HTTP 500) while other tests' requests mutate the backend
+    // concurrently: retry that read a few times.
+    let mut last = String::new();
+    for attempt in 0..20u64 {
+        match http_get_once(endpoint, path) {
+            Ok(body) => return body,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20 * (attempt + 1)));
+    }
+    panic!("GET {path}: {last}");
+}
+
+fn http_get_once(endpoint: &str, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let hostport = endpoint
         .split_once("://")
@@ -282,10 +296,9 @@ pub fn http_get(endpoint: &str, path: &str) -> String {
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "GET {path}: {head}"
-    );
+    if !(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")) {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -301,8 +314,8 @@ pub fn http_get(endpoint: &str, path: &str) -> String {
             out.push_str(&after[..n]);
             rest = &after[n + 2..];
         }
-        out
+        Ok(out)
     } else {
-        body.to_string()
+        Ok(body.to_string())
     }
 }
