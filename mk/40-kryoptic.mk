@@ -4,7 +4,7 @@
 #                         ~1.5 min cold on 2 cores, a no-op afterwards)
 #   make test-softhsm     the HSM integration tests (+ provision e2e) against SoftHSM2 only
 #   make test-kryoptic    the same tests against kryoptic only
-#   make test-portability (part of `make test`) the kryoptic run + tests/portability_*.rs
+#   make test-portability (part of `make test`) = test-kryoptic; SoftHSM2 is covered by test-rust
 #
 # The wrapper crate lives outside the main workspace with its own lock file and target dir, so the
 # project's CARGO_TARGET_DIR (exported by the top-level Makefile) is overridden for that build only.
@@ -12,8 +12,9 @@ KRYOPTIC_DIR := $(ROOT)/tools/kryoptic
 KRYOPTIC_LIB := $(KRYOPTIC_DIR)/target/release/libkryoptic_pkcs11.so
 SOFTHSM_LIB  ?= /usr/lib/softhsm/libsofthsm2.so
 
-# The HSM test files (tests/hsm_*.rs) and the provision end-to-end test if present, as `--test` args.
-HSM_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/hsm_*.rs) \
+# The HSM test files (tests/hsm_*.rs) and the provision end-to-end tests (tests/pca_e2e.rs, which
+# starts the local AWS stand-in itself from .venv), as `--test` args.
+HSM_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/hsm_*.rs) $(wildcard $(ROOT)/tests/pca_e2e*.rs) \
                   $(wildcard $(ROOT)/tests/provision*.rs)),--test $(basename $(notdir $(f))))
 PORTABILITY_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/portability_*.rs)),--test $(basename $(notdir $(f))))
 
@@ -27,19 +28,15 @@ $(KRYOPTIC_LIB): $(KRYOPTIC_DIR)/Cargo.toml $(KRYOPTIC_DIR)/Cargo.lock | deps-ap
 	@test -f $@ || { echo "error: kryoptic build did not produce $@" >&2; exit 1; }
 	@touch $@
 
-test-softhsm: deps-apt deps-rust
+test-softhsm: deps-apt deps-rust deps-py
 	HSM_DEMO_TEST_MODULES=softhsm $(CARGO) test $(HSM_TEST_ARGS) $(PORTABILITY_TEST_ARGS)
 
-test-kryoptic: deps-apt deps-rust $(KRYOPTIC_LIB)
+test-kryoptic: deps-apt deps-rust deps-py $(KRYOPTIC_LIB)
 	HSM_DEMO_TEST_MODULES=kryoptic HSM_DEMO_KRYOPTIC_LIB=$(KRYOPTIC_LIB) \
 	  $(CARGO) test $(HSM_TEST_ARGS) $(PORTABILITY_TEST_ARGS)
 
-# `make test`: the default cargo run covers SoftHSM2; this adds the kryoptic run (both modules in one
-# process where a test iterates over HSM_DEMO_TEST_MODULES).
-test-portability: deps-apt deps-rust $(KRYOPTIC_LIB)
-	HSM_DEMO_TEST_MODULES=softhsm,kryoptic HSM_DEMO_KRYOPTIC_LIB=$(KRYOPTIC_LIB) \
-	  $(CARGO) test $(PORTABILITY_TEST_ARGS)
-	HSM_DEMO_TEST_MODULES=kryoptic HSM_DEMO_KRYOPTIC_LIB=$(KRYOPTIC_LIB) \
-	  $(CARGO) test $(HSM_TEST_ARGS)
+# `make test`: test-rust (mk/20-hsm.mk) runs every test on SoftHSM2 (the default module kind);
+# this runs the HSM, provision and portability tests again on kryoptic, each test with fresh tokens.
+test-portability: test-kryoptic
 
 TEST_TARGETS += test-portability
