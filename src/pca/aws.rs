@@ -102,8 +102,11 @@ impl AwsClients {
         let ddb_endpoint = endpoint_for("DYNAMODB", "dynamodb", &region, conf.endpoint_url());
         let pca_conf = aws_sdk_acmpca::config::Builder::from(&conf)
             .retry_classifier(NoRetryOnLimitExceeded)
+            .interceptor(RetryLogger)
             .build();
-        let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&conf).build();
+        let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+            .interceptor(RetryLogger)
+            .build();
         Ok(AwsClients {
             pca: aws_sdk_acmpca::Client::from_conf(pca_conf),
             ddb: aws_sdk_dynamodb::Client::from_conf(ddb_conf),
@@ -124,6 +127,35 @@ fn endpoint_for(env_suffix: &str, host: &str, region: &str, global: Option<&str>
     match global {
         Some(g) => g.to_string(),
         None => format!("https://{host}.{region}.amazonaws.com"),
+    }
+}
+
+/// Logs every retry (attempt ≥ 2) at INFO with the operation: visible with `-v`, and how tests
+/// see that throttling / 5xx / dropped connections were retried rather than surfaced.
+#[derive(Debug)]
+struct RetryLogger;
+
+impl aws_sdk_acmpca::config::Intercept for RetryLogger {
+    fn name(&self) -> &'static str {
+        "hsm-demo retry logger"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_acmpca::config::RuntimeComponents,
+        cfg: &mut aws_sdk_acmpca::config::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        use aws_smithy_runtime_api::client::retries::RequestAttempts;
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        if attempt > 1 {
+            let (svc, op) = cfg
+                .load::<Metadata>()
+                .map_or(("?", "?"), |m| (m.service(), m.name()));
+            tracing::info!(service = svc, operation = op, attempt, "retrying AWS call");
+        }
+        Ok(())
     }
 }
 
