@@ -12,9 +12,9 @@ KRYOPTIC_DIR := $(ROOT)/tools/kryoptic
 KRYOPTIC_LIB := $(KRYOPTIC_DIR)/target/release/libkryoptic_pkcs11.so
 SOFTHSM_LIB  ?= /usr/lib/softhsm/libsofthsm2.so
 
-# The HSM test files (tests/hsm_*.rs) and the provision end-to-end tests (tests/pca_e2e.rs, which
-# starts the local AWS stand-in itself from .venv), as `--test` args.
-HSM_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/hsm_*.rs) $(wildcard $(ROOT)/tests/pca_e2e*.rs) \
+# The HSM test files (tests/hsm_*.rs) and the provisioning tests (tests/pca_*.rs: e2e, bad input,
+# concurrency; they start the local AWS stand-in themselves from .venv), as `--test` args.
+HSM_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/hsm_*.rs) $(wildcard $(ROOT)/tests/pca_*.rs) \
                   $(wildcard $(ROOT)/tests/provision*.rs)),--test $(basename $(notdir $(f))))
 PORTABILITY_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/portability_*.rs)),--test $(basename $(notdir $(f))))
 
