@@ -135,7 +135,10 @@ fn softhsm_never_locks_and_the_right_pin_still_works_after_wrong_ones() {
         let line = one_line_error(&a);
         assert!(line.contains("CKR_PIN_INCORRECT"), "{line}");
     }
-    assert!(!pin_flags(&t, "nolock-token").2, "SoftHSM2 reported a locked PIN");
+    assert!(
+        !pin_flags(&t, "nolock-token").2,
+        "SoftHSM2 reported a locked PIN"
+    );
     let a = t
         .cmd()
         .args(["sign", "--label", "lock-key", "--data", "hello"])
