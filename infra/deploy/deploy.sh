@@ -50,11 +50,12 @@ OFFLINE)
         [ -x "$hsm" ] || { echo "error: $hsm not built (cargo build)" >&2; exit 1; }
         if [ ! -s "$ceremony/root.pem" ]; then
             echo "no offline root yet: running hsm-demo key-ceremony (project-local SoftHSM token)" >&2
-            "$hsm" key-ceremony ${INFRA_CEREMONY_ARGS:-}
+            "$hsm" key-ceremony --out-dir "$ceremony" ${INFRA_CEREMONY_ARGS:-}
         fi
         [ -s "$ceremony/root.pem" ] || { echo "error: no root certificate at $ceremony/root.pem after the key ceremony (set INFRA_CEREMONY_DIR)" >&2; exit 1; }
         cp "$ceremony/root.pem" "$work/root.pem"
-        "$hsm" key-ceremony sign-intermediate --csr "$work/intermediate.csr" --out "$work/intermediate.pem"
+        rm -f "$work/intermediate.pem"   # stale from an earlier phase 1: sign-intermediate never overwrites
+        "$hsm" key-ceremony sign-intermediate --ceremony-dir "$ceremony" --csr "$work/intermediate.csr" --out "$work/intermediate.pem"
         ;;
     openssl)
         echo "WARNING: INFRA_OFFLINE_SIGNER=openssl - throw-away root key on disk, for template tests only" >&2
