@@ -10,13 +10,14 @@ _installed = False
 
 
 def install() -> None:
-    """Patch moto's ACM PCA backend and register our CloudFormation types (idempotent)."""
+    """Patch moto's ACM PCA backend, register our CloudFormation types, fix its CloudFormation engine (idempotent)."""
     global _installed
     if _installed:
         return
-    from . import acmpca, cfn, config
+    from . import acmpca, cfn, cfn_fixes, config
 
     acmpca.install()
     cfn.install()
+    cfn_fixes.install()
     config.install_reset_hook()
     _installed = True
