@@ -292,6 +292,9 @@ pub struct ReconcileArgs {
     /// Only this device (one Query) instead of a Scan of all open intents
     #[arg(long, value_name = "ID")]
     pub device_id: Option<String>,
+    /// AWS's idempotency window to assume, in seconds (documented as 1-5 minutes)
+    #[arg(long, default_value_t = IDEMPOTENCY_WINDOW.as_secs(), value_name = "SECS")]
+    pub window_secs: u64,
     /// AWS options.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -612,7 +615,7 @@ fn run_reconcile(a: ReconcileArgs, g: &Global) -> Result<()> {
     let findings = block_on(async move {
         let clients = AwsClients::load(&a.aws.options()).await?;
         let reg = Registry::new(&clients, &a.aws.table);
-        reconcile(&reg, device.as_ref(), IDEMPOTENCY_WINDOW).await
+        reconcile(&reg, device.as_ref(), Duration::from_secs(a.window_secs)).await
     })??;
     let orphans = findings
         .iter()

@@ -60,6 +60,8 @@ pub enum KeyOutcome {
     Created,
     /// Found by label and reused.
     Reused,
+    /// Half a key pair (an interrupted key generation) was removed and a new pair generated.
+    Regenerated,
     /// Not touched (the certificate was already issued or its ARN already stored).
     Untouched,
 }
@@ -120,6 +122,10 @@ impl fmt::Display for Step {
             Step::Key { label, outcome } => match outcome {
                 KeyOutcome::Created => write!(f, "key '{label}' generated in the HSM"),
                 KeyOutcome::Reused => write!(f, "key '{label}' found in the HSM, reused"),
+                KeyOutcome::Regenerated => write!(
+                    f,
+                    "key '{label}': incomplete pair from an interrupted run removed, new pair generated"
+                ),
                 KeyOutcome::Untouched => write!(f, "key '{label}' not needed"),
             },
             Step::Csr { subject } => write!(f, "CSR signed in the HSM (subject '{subject}')"),
@@ -163,17 +169,32 @@ impl DeviceKeys for SessionKeys<'_> {
 pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOutcome)> {
     req.csr.validate()?;
     let spec = KeySpec::label(req.key_label.clone());
-    let found = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
-    let outcome = match found.len() {
-        0 => {
+    let privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
+    let pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?;
+    let outcome = match (privs.len(), pubs.len()) {
+        (0, 0) => {
             generate_key(
                 session,
                 &KeygenRequest::new(req.key_label.clone(), req.curve),
             )?;
             KeyOutcome::Created
         }
-        1 => KeyOutcome::Reused,
-        n => {
+        (1, p) if p >= 1 => KeyOutcome::Reused,
+        (0, _) | (1, 0) => {
+            // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
+            // objects one after the other). No CSR can have been signed with it (that needs both
+            // halves), and this runner holds the device's intent, so nobody else is using it.
+            for h in privs.iter().chain(pubs.iter()) {
+                session.session().destroy_object(*h)?;
+            }
+            tracing::warn!(label = %req.key_label, "removed an incomplete key pair left by an interrupted run");
+            generate_key(
+                session,
+                &KeygenRequest::new(req.key_label.clone(), req.curve),
+            )?;
+            KeyOutcome::Regenerated
+        }
+        (n, _) => {
             return Err(Error::KeyAmbiguous {
                 what: format!("private key with label '{}'", req.key_label),
                 count: n,

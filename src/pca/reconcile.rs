@@ -61,7 +61,7 @@ pub fn classify(i: &Intent, now: i64, window: Duration) -> Option<Finding> {
             IntentCheck::Claimed,
             format!("nothing was sent to AWS; rerun issue/provision for {}", i.device_id),
         ),
-        (IntentState::Pending, Some(p), _) if age <= window.as_secs() as i64 => (
+        (IntentState::Pending, Some(p), _) if age < window.as_secs() as i64 => (
             IntentCheck::InFlight,
             format!("a rerun for {} resends token {} (AWS returns the same certificate)", i.device_id, p.token),
         ),
