@@ -54,8 +54,7 @@ def _err(e: Exception) -> str:
     resp = getattr(e, "response", None)
     if isinstance(resp, dict) and "Error" in resp:
         return f"{resp['Error'].get('Code')}: {resp['Error'].get('Message')}"
-    m = re.search(r'"message": "([^"]+)"', str(e))  # the stand-in sometimes answers JSON where XML is due
-    return m.group(1) if m else str(e).splitlines()[0]
+    return str(e).splitlines()[0]
 
 
 def find_stack(cfn, name: str) -> dict | None:
@@ -138,9 +137,6 @@ def deploy(stack_name: str, raw_params: list[str]) -> dict[str, str]:
         status = stack.get("StackStatus", "GONE")
         reasons = _failure_reasons(cfn, stack_name) or stack.get("StackStatusReason", "")
         raise Fail(f"stack {stack_name}: {status}: {reasons}") from None
-    # Listing the resources is also what makes the moto-based stand-in materialise resources whose
-    # Condition turned true in a parameter-only update (it creates them lazily on first access);
-    # harmless on AWS. See infra/README section in README.md.
     resources = cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
     stack = find_stack(cfn, stack_name) or {}
     print(f"stack {stack_name}: {verb}, {stack.get('StackStatus')}, {len(resources)} resources", file=sys.stderr)

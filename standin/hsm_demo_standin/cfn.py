@@ -89,6 +89,8 @@ class PcaCertificateAuthority(CloudFormationModel):
             security_standard=p.get("KeyStorageSecurityStandard"),
             tags=p.get("Tags") or [],
         )
+        if p.get("UsageMode"):  # moto's backend takes no UsageMode (AWS default: GENERAL_PURPOSE)
+            _pca(account_id, region_name).describe_certificate_authority(arn).usage_mode = p["UsageMode"]
         return cls(arn, account_id, region_name, p)
 
     @classmethod

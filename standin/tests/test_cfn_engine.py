@@ -261,6 +261,28 @@ def test_replacement_cascades_to_certificate_and_activation(cfn, pca):
     cfn.delete_stack(StackName=name)
 
 
+def test_usage_mode_change_replaces_and_reactivates_the_ca(cfn, pca):
+    """The infra's case: UsageMode (a parameter) changes, the CA is replaced with that UsageMode and
+    the update re-issues its certificate and activates it (see the test above for stock moto)."""
+    name = unique("engine-usage")
+    ca = root_ca(unique("engine usage"))
+    ca["Properties"]["UsageMode"] = {"Ref": "Usage"}
+    tpl = json.dumps({
+        "Parameters": {"Usage": {"Type": "String", "Default": "GENERAL_PURPOSE"}},
+        "Resources": {"CA": ca, "Cert": root_cert(), "Act": activation()},
+        "Outputs": {"Arn": {"Value": {"Ref": "CA"}}},
+    })
+    cfn.create_stack(StackName=name, TemplateBody=tpl)
+    old = outputs(stack(cfn, name))["Arn"]
+    cfn.update_stack(StackName=name, TemplateBody=tpl,
+                     Parameters=[{"ParameterKey": "Usage", "ParameterValue": "SHORT_LIVED_CERTIFICATE"}])
+    new = outputs(stack(cfn, name))["Arn"]
+    assert new != old and ca_status(pca, old) == "DELETED"
+    got = pca.describe_certificate_authority(CertificateAuthorityArn=new)["CertificateAuthority"]
+    assert (got["Status"], got["UsageMode"]) == ("ACTIVE", "SHORT_LIVED_CERTIFICATE")
+    cfn.delete_stack(StackName=name)
+
+
 # ------------------------------------------------------------------ 2: parameter-only updates
 COND_TPL = """
 Parameters:
