@@ -688,16 +688,6 @@ fn parse_csr(path: &Path) -> Result<ParsedCsr> {
         )));
     }
     let der = p.contents().to_vec();
-    let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| match e {
-        rcgen::Error::InvalidCertificationRequestSignature => Error::input(format!(
-            "the CSR {} has an invalid signature: it was altered or not signed by its key",
-            path.display()
-        )),
-        rcgen::Error::CouldNotParseCertificationRequest => {
-            Error::input(format!("{} is not a valid PKCS#10 CSR", path.display()))
-        }
-        other => Error::input(format!("cannot use the CSR {}: {other}", path.display())),
-    })?;
     let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
         .map_err(|_| Error::input(format!("{} is not a valid PKCS#10 CSR", path.display())))?;
     let info = &req.certification_request_info;
@@ -745,6 +735,17 @@ fn parse_csr(path: &Path) -> Result<ParsedCsr> {
             "the CSR has an empty subject: a CA certificate needs a subject name",
         ));
     }
+    // The signature last: ring refuses some keys (RSA < 2048) with a less helpful error.
+    let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| match e {
+        rcgen::Error::InvalidCertificationRequestSignature => Error::input(format!(
+            "the CSR {} has an invalid signature: it was altered or not signed by its key",
+            path.display()
+        )),
+        rcgen::Error::CouldNotParseCertificationRequest => {
+            Error::input(format!("{} is not a valid PKCS#10 CSR", path.display()))
+        }
+        other => Error::input(format!("cannot use the CSR {}: {other}", path.display())),
+    })?;
     Ok(ParsedCsr {
         key: CsrKey {
             raw: spki.subject_public_key.data.to_vec(),
