@@ -11,6 +11,7 @@ probe  print what answers: standin, moto, localstack, other or none.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from . import source_digest
 from .launcher import probe
 
 
@@ -36,6 +38,15 @@ def _alive_standin(pid: int) -> bool:
     return b"hsm_demo_standin" in cmdline
 
 
+def _running_source(url: str) -> str | None:
+    """The plugin source digest the stand-in at url reports (None if it reports none)."""
+    try:
+        with urllib.request.urlopen(f"{url}/_standin/info", timeout=2) as r:
+            return json.loads(r.read()).get("source")
+    except (OSError, ValueError):
+        return None
+
+
 def _read_pid(pidfile: Path) -> int | None:
     try:
         return int(pidfile.read_text().strip())
@@ -48,6 +59,9 @@ def up(args: argparse.Namespace) -> None:
     what = probe(args.host, args.port)
     if what in ("standin", "moto", "localstack"):
         print(f"aws-up: an AWS endpoint ({what}) already answers on {url}; using it as is")
+        if what == "standin" and _running_source(url) != source_digest():
+            print(f"aws-up: warning: the stand-in on {url} runs older plugin code than standin/ "
+                  "(started before a change); `make aws-down aws-up` restarts it", file=sys.stderr)
         return
     if what == "other":
         fail(f"{args.host}:{args.port} is taken by something that is not an AWS endpoint")

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__
+from . import __version__, source_digest
 from .config import SWITCHES, ConfigError, set_current_access_key
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -102,7 +102,7 @@ class StandinMiddleware:
     ) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if sub in ("", "/", "/info") and method == "GET":
-            return _json(start_response, "200 OK", {"standin": "hsm-demo", "version": __version__})
+            return _json(start_response, "200 OK", {"standin": "hsm-demo", "version": __version__, "source": source_digest()})
         if sub == "/config" and method == "GET":
             return _json(start_response, "200 OK", SWITCHES.snapshot())
         if sub == "/config" and method == "POST":

@@ -96,3 +96,45 @@ def test_sigterm_stops_and_removes_pidfile(tmp_path: Path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def _ctl_up(port, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(testing.STANDIN_DIR))
+    return subprocess.run([sys.executable, "-m", "hsm_demo_standin.ctl", "--host", "127.0.0.1", "--port", str(port),
+                           "--pidfile", str(tmp_path / "pid"), "--log", str(tmp_path / "log"), "up"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_aws_up_uses_a_current_standin_silently(endpoint, tmp_path):
+    """`aws-up` on a port where a stand-in of this tree's code answers: used as is, no warning, nothing started."""
+    r = _ctl_up(endpoint.rsplit(":", 1)[1], tmp_path)
+    assert r.returncode == 0 and "using it as is" in r.stdout, r.stdout + r.stderr
+    assert r.stderr == "" and not (tmp_path / "pid").exists()
+
+
+def test_aws_up_warns_about_a_standin_running_older_code(tmp_path):
+    """A stand-in started before a change to standin/ (its /_standin/info reports another source
+    digest): `aws-up` still uses it but says on stderr that `make aws-down aws-up` restarts it."""
+    import http.server
+
+    class Old(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"standin": "hsm-demo", "version": "0.1.0", "source": "older"}'
+            self.send_response(200 if self.path == "/_standin/info" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Old)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        r = _ctl_up(srv.server_address[1], tmp_path)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.returncode == 0, r.stderr
+    assert "runs older plugin code" in r.stderr and "make aws-down aws-up" in r.stderr
+    assert not (tmp_path / "pid").exists()
