@@ -30,11 +30,14 @@ struct Help {
     subcommands: BTreeSet<String>,
     /// flag (`--json`, `-v`) → takes a value
     flags: HashMap<String, bool>,
+    /// how many positional arguments (`Arguments:`; `usize::MAX` when one is variadic)
+    positionals: usize,
 }
 
 fn parse_help(text: &str) -> Help {
     let mut subcommands = BTreeSet::new();
     let mut flags = HashMap::new();
+    let mut positionals = 0usize;
     let mut section = "";
     for line in text.lines() {
         // Long help separates options with blank lines; a section ends at the next unindented line.
@@ -87,10 +90,25 @@ fn parse_help(text: &str) -> Help {
                     }
                 }
             }
+            "args" => {
+                let t = line.trim_start();
+                if t.starts_with('<') || t.starts_with('[') {
+                    let spec = t.split("  ").next().unwrap_or(t);
+                    positionals = if spec.contains("...") {
+                        usize::MAX
+                    } else {
+                        positionals.saturating_add(1)
+                    };
+                }
+            }
             _ => {}
         }
     }
-    Help { subcommands, flags }
+    Help {
+        subcommands,
+        flags,
+        positionals,
+    }
 }
 
 /// Runs `--help` for subcommand paths, caching the answers.
@@ -132,6 +150,7 @@ impl Cli {
             .help(&path)
             .ok_or_else(|| "`hsm-demo --help` failed".to_string())?;
         let mut i = 0;
+        let mut positionals_used = 0usize;
         while i < tokens.len() {
             let tok = &tokens[i];
             if tok.starts_with('-') && tok.len() > 1 {
@@ -150,9 +169,12 @@ impl Cli {
                 }
             } else if help.subcommands.contains(tok.as_str()) {
                 path.push(tok.clone());
+                positionals_used = 0;
                 help = self
                     .help(&path)
                     .ok_or_else(|| format!("`hsm-demo {} --help` failed", path.join(" ")))?;
+            } else if positionals_used < help.positionals {
+                positionals_used += 1;
             } else if help.subcommands.is_empty() {
                 return Err(format!(
                     "`hsm-demo {}` takes no positional argument, but the document shows '{tok}'",
@@ -233,7 +255,7 @@ fn commands_in(text: &str, line: usize, out: &mut Vec<Quoted>) {
     while let Some(pos) = rest.find("hsm-demo") {
         let before_ok = pos == 0 || {
             let b = rest.as_bytes()[pos - 1] as char;
-            !(b.is_ascii_alphanumeric() || b == '-' || b == '_' || b == '/' || b == '.')
+            !(b.is_ascii_alphanumeric() || "-_/.=".contains(b))
         };
         let after = &rest[pos + "hsm-demo".len()..];
         rest = after;
