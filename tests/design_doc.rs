@@ -647,3 +647,33 @@ fn walkthrough_headings_are_headings_of_the_document() {
     }
     assert!(Path::new(&root().join("scripts/walkthrough.sh")).exists());
 }
+
+#[test]
+fn yaml_quoted_from_infra_is_still_in_infra() {
+    let doc = doc();
+    let infra = read("infra/templates/hierarchy.yaml");
+    let infra_lines: BTreeSet<&str> = infra.lines().map(str::trim).collect();
+    let mut in_yaml = false;
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for (n, line) in doc.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with("```") {
+            in_yaml = !in_yaml && t.trim_start_matches('`').trim() == "yaml";
+            continue;
+        }
+        if !in_yaml || t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let code = t.split(" #").next().unwrap_or(t).trim_end();
+        checked += 1;
+        if !infra_lines.contains(code) {
+            errors.push(format!(
+                "docs/acm-pca-design.md:{}: `{code}` is not a line of infra/templates/hierarchy.yaml",
+                n + 1
+            ));
+        }
+    }
+    assert!(checked >= 20, "only {checked} quoted YAML lines found");
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
