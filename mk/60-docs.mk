@@ -11,7 +11,8 @@
 .PHONY: walkthrough docs-check
 
 walkthrough: hsm-build aws-up deps-py
-	@ROOT=$(ROOT) BIN=$(BIN_DEBUG) PY=$(PY) bash $(ROOT)/scripts/walkthrough.sh
+	@AWS_ENDPOINT_URL=http://$(AWS_HOST):$(AWS_PORT) ROOT=$(ROOT) BIN=$(BIN_DEBUG) PY=$(PY) \
+	  bash $(ROOT)/scripts/walkthrough.sh
 
 docs-check: deps-rust
 	$(CARGO) test --test design_doc

@@ -26,7 +26,8 @@ command -v softhsm2-util >/dev/null || die "softhsm2-util missing (run: make dep
 command -v openssl >/dev/null || die "openssl missing (run: make deps-apt)"
 [[ "$AWS_ENDPOINT_URL" =~ ^https?://(127\.[0-9.]+|localhost)(:[0-9]+)?/?$ ]] \
   || die "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL is not local: the walkthrough only runs against the local stand-in (make aws-up)"
-curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null \
+"$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=3)' \
+  "${AWS_ENDPOINT_URL%/}" 2>/dev/null \
   || die "no AWS stand-in answers at $AWS_ENDPOINT_URL (run: make aws-up)"
 
 START=$(date +%s)
