@@ -46,7 +46,8 @@ infra-check: infra-deps
 	echo "infra-check: passed in $$(( $$(date +%s) - start )) s"
 
 # --- deployment (needs the local AWS stand-in of mk/10-aws.mk, or a real account via AWS_ENDPOINT_URL=) ---
-infra-deploy: aws-up deps-py
+# OFFLINE mode runs the key ceremony and sign-intermediate with the debug hsm-demo.
+infra-deploy: aws-up deps-py $(if $(filter OFFLINE,$(INFRA_ROOT_MODE)),hsm-build)
 	@mkdir -p $(RUN_DIR)
 	@$(INFRA_DIR)/deploy/deploy.sh $(INFRA_ROOT_MODE)
 

@@ -7,9 +7,15 @@
 #
 # Environment: INFRA_STACK (hsm-demo-pki), INFRA_PARAMS ("K=V K=V" extra template parameters),
 # INFRA_OUTPUTS (.run/infra-outputs.json), PY (.venv/bin/python), HSM_DEMO (target/debug/hsm-demo),
-# INFRA_CEREMONY_DIR (.run/ceremony: where the ceremony keeps root.pem), INFRA_OFFLINE_SIGNER
+# INFRA_CEREMONY_DIR (.run/ceremony: the ceremony's root.pem and transcript.jsonl), INFRA_OFFLINE_SIGNER
 # (hsm | openssl; openssl = a throw-away root key on disk, ONLY to exercise the template's two phases
-# while the ceremony command is not available - never for anything real).
+# without an HSM - never for anything real).
+#
+# The HSM of the offline root: when the caller sets neither SOFTHSM2_CONF nor HSM_DEMO_MODULE, a
+# project-local SoftHSM2 token store is used (.run/ceremony-token/: softhsm2.conf, tokens/, a random
+# dev PIN in a 0600 file; token 'hsm-demo-offline-root', created on first use) - never the system token
+# directory. Otherwise the caller's HSM with HSM_DEMO_TOKEN / HSM_DEMO_PIN as they are. The PIN reaches
+# hsm-demo only through HSM_DEMO_PIN (environment), never argv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,6 +29,34 @@ mkdir -p "$work"
 extra=()
 for kv in ${INFRA_PARAMS:-}; do extra+=(--param "$kv"); done
 stackpy() { "$py" "$here/stack.py" "$@"; }
+
+# local_token_store CEREMONY_DIR: unless the caller chose an HSM (SOFTHSM2_CONF or HSM_DEMO_MODULE), use
+# the project-local SoftHSM2 store .run/ceremony-token/ (created with its token on first use).
+local_token_store() {
+    [ -n "${SOFTHSM2_CONF:-}${HSM_DEMO_MODULE:-}" ] && return 0
+    local store=$run_dir/ceremony-token label=hsm-demo-offline-root
+    command -v softhsm2-util >/dev/null || { echo "error: softhsm2-util not found (make deps-apt)" >&2; exit 1; }
+    export SOFTHSM2_CONF=$store/softhsm2.conf HSM_DEMO_TOKEN=$label
+    if [ ! -s "$store/pin" ]; then
+        if [ -s "$1/root.pem" ]; then
+            echo "error: $1/root.pem exists but its project-local token store $store does not: remove $1 or set SOFTHSM2_CONF/HSM_DEMO_TOKEN to the ceremony's HSM" >&2
+            exit 1
+        fi
+        rm -rf "$store"   # a half-made store from an interrupted first use
+        mkdir -p "$store/tokens"
+        (umask 077; od -An -N8 -tu1 /dev/urandom | tr -d ' \n' | cut -c1-12 >"$store/pin.tmp")
+        printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+            "$store/tokens" >"$SOFTHSM2_CONF"
+        local pin; pin=$(cat "$store/pin.tmp")
+        # softhsm2-util reads PINs only from argv or a terminal; this throw-away dev token's SO PIN is random too.
+        softhsm2-util --init-token --free --label "$label" --so-pin "$(od -An -N8 -tu1 /dev/urandom | tr -d ' \n' | cut -c1-12)" \
+            --pin "$pin" >/dev/null || { echo "error: softhsm2-util could not create the token $label in $store" >&2; exit 1; }
+        mv "$store/pin.tmp" "$store/pin"
+        echo "project-local SoftHSM2 token '$label' created in $store (dev PIN in $store/pin, mode 0600)" >&2
+    fi
+    HSM_DEMO_PIN=$(cat "$store/pin")   # this token's PIN, whatever the caller's environment says
+    export HSM_DEMO_PIN
+}
 
 case "$mode" in
 PCA)
@@ -48,14 +82,18 @@ OFFLINE)
         hsm=${HSM_DEMO:-$root/target/debug/hsm-demo}
         ceremony=${INFRA_CEREMONY_DIR:-$run_dir/ceremony}
         [ -x "$hsm" ] || { echo "error: $hsm not built (cargo build)" >&2; exit 1; }
+        local_token_store "$ceremony"
         if [ ! -s "$ceremony/root.pem" ]; then
-            echo "no offline root yet: running hsm-demo key-ceremony (project-local SoftHSM token)" >&2
+            echo "no offline root yet: running hsm-demo key-ceremony (token ${HSM_DEMO_TOKEN:-<the single token>}, $ceremony)" >&2
             "$hsm" key-ceremony --out-dir "$ceremony" ${INFRA_CEREMONY_ARGS:-}
         fi
         [ -s "$ceremony/root.pem" ] || { echo "error: no root certificate at $ceremony/root.pem after the key ceremony (set INFRA_CEREMONY_DIR)" >&2; exit 1; }
         cp "$ceremony/root.pem" "$work/root.pem"
         rm -f "$work/intermediate.pem"   # stale from an earlier phase 1: sign-intermediate never overwrites
         "$hsm" key-ceremony sign-intermediate --ceremony-dir "$ceremony" --csr "$work/intermediate.csr" --out "$work/intermediate.pem"
+        # The ceremony record must still verify against the root, now with the intermediate signing in it.
+        "$hsm" key-ceremony verify-transcript "$ceremony/transcript.jsonl" --cert "$ceremony/root.pem" >&2 \
+            || { echo "error: the ceremony transcript $ceremony/transcript.jsonl does not verify after sign-intermediate" >&2; exit 1; }
         ;;
     openssl)
         echo "WARNING: INFRA_OFFLINE_SIGNER=openssl - throw-away root key on disk, for template tests only" >&2
