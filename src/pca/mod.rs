@@ -14,6 +14,7 @@ pub mod ca;
 pub mod csr;
 pub mod ids;
 pub mod issue;
+pub mod manifest;
 pub mod output;
 pub mod owner;
 pub mod provision;
