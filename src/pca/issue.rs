@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_acmpca::client::Waiters;
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{SigningAlgorithm, Validity, ValidityPeriodType};
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use time::OffsetDateTime;
 
@@ -465,10 +466,18 @@ impl Issuer {
 
             let arn = match self.issue_certificate(csr, &params).await {
                 Ok(a) => a,
-                Err(e) => {
-                    // Terminal: AWS issued nothing for this request. Leave nothing recorded.
-                    if let Err(de) = self.registry.delete_intent(&intent, &self.owner).await {
-                        tracing::warn!(device = %device, "could not delete the failed intent: {de}");
+                Err((e, rejected)) => {
+                    if rejected {
+                        // AWS answered with a 4xx: it issued nothing for this request. Leave
+                        // nothing recorded.
+                        if let Err(de) = self.registry.delete_intent(&intent, &self.owner).await {
+                            tracing::warn!(device = %device, "could not delete the failed intent: {de}");
+                        }
+                    } else {
+                        // A timeout, dropped connection or 5xx after the last retry: AWS may have
+                        // issued. Keep the intent (with its token) so a rerun resends the same
+                        // token, and `pca reconcile` sees it if the rerun comes too late.
+                        tracing::warn!(device = %device, token = %params.token, "IssueCertificate outcome unknown; intent kept for resume");
                     }
                     return Err(e);
                 }
@@ -620,18 +629,28 @@ impl Issuer {
         );
     }
 
-    async fn issue_certificate(&self, csr: &Csr, p: &IssueParams) -> Result<String> {
+    /// Calls IssueCertificate. On error, the bool says whether AWS *rejected* the request (a 4xx
+    /// answer: nothing was issued) as opposed to an unknown outcome (timeout, dropped connection,
+    /// 5xx), after which a certificate may exist.
+    async fn issue_certificate(
+        &self,
+        csr: &Csr,
+        p: &IssueParams,
+    ) -> std::result::Result<String, (Error, bool)> {
         let kind = ValidityKind::parse(&p.validity_type).ok_or_else(|| {
-            Error::Registry(format!(
-                "intent has an unknown validity type {}",
-                p.validity_type
-            ))
+            (
+                Error::Registry(format!(
+                    "intent has an unknown validity type {}",
+                    p.validity_type
+                )),
+                true,
+            )
         })?;
         let validity = Validity::builder()
             .r#type(ValidityPeriodType::from(kind.as_str()))
             .value(p.validity_value)
             .build()
-            .map_err(|e| Error::Other(format!("internal: validity: {e}")))?;
+            .map_err(|e| (Error::Other(format!("internal: validity: {e}")), true))?;
         let out = self
             .clients
             .pca
@@ -646,17 +665,21 @@ impl Issuer {
             .await
             .map_err(|e| {
                 let code = error_code(&e).map(str::to_string);
+                let rejected = matches!(&e, SdkError::ServiceError(se) if se.raw().status().is_client_error());
                 let mut err = map_sdk_error(&self.clients, Service::Pca, "IssueCertificate", e);
                 if code.as_deref() == Some("LimitExceededException") {
                     err = Error::Aws(format!(
                         "{err} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
                     ));
                 }
-                err
+                (err, rejected)
             })?;
-        out.certificate_arn()
-            .map(str::to_string)
-            .ok_or_else(|| Error::Aws("IssueCertificate returned no CertificateArn".into()))
+        out.certificate_arn().map(str::to_string).ok_or_else(|| {
+            (
+                Error::Aws("IssueCertificate returned no CertificateArn".into()),
+                false,
+            )
+        })
     }
 
     /// Waits with the SDK's `certificate_issued` waiter (bounded) and returns (cert, chain) PEMs.
