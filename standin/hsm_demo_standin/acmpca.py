@@ -8,7 +8,9 @@ Patches `moto.acmpca` in place (see `install()`):
 - AWS error codes: InvalidStateException (CA not ACTIVE), MalformedCSRException,
   ResourceNotFoundException (unknown certificate), InvalidArgsException, ValidationException;
 - GetCertificate returns the chain up to the root; RevokeCertificate takes any hex serial form;
-- optional asynchronous issuance (see config.py).
+- optional asynchronous issuance, LimitExceededException from IssueCertificate and issuances
+  ending in a failed state (GetCertificate → RequestFailedException) (switches: see config.py);
+- per-CA call counters for tests (stats.py, `GET /_standin/stats`).
 Error codes and messages follow botocore's acm-pca model (2017-08-22); messages are ours.
 """
 
@@ -39,6 +41,7 @@ from moto.moto_api._internal import mock_random
 from moto.utilities.utils import get_partition
 
 from .config import SWITCHES
+from .stats import STATS
 
 # --------------------------------------------------------------------------- errors
 
@@ -65,6 +68,14 @@ class InvalidRequestException(_Err):
 
 class InvalidStateException(_Err):
     name = "InvalidStateException"
+
+
+class LimitExceededException(_Err):
+    name = "LimitExceededException"
+
+
+class RequestFailedException(_Err):
+    name = "RequestFailedException"
 
 
 class MalformedCSRException(_Err):
@@ -398,6 +409,7 @@ class IssuedCertificate:
     chain: bytes
     get_calls: int = 0
     revoked: dict[str, Any] | None = None
+    failed: bool = False  # the request ended in a failed state: no certificate exists
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -599,6 +611,10 @@ class StandinCertificateAuthority(m.CertificateAuthority):
 
     def issue(self, params: dict[str, Any], csr_pem: bytes) -> str:
         """IssueCertificate. `csr_pem` is the CSR as PEM bytes (already base64-decoded)."""
+        return self.issue_with_outcome(params, csr_pem)[0]
+
+    def issue_with_outcome(self, params: dict[str, Any], csr_pem: bytes) -> tuple[str, str]:
+        """IssueCertificate → (certificate ARN, "issued" | "failed" | "idempotent_replays")."""
         tpl = template_of(params.get("TemplateArn"))
         token = params.get("IdempotencyToken")
         if token is not None and not (isinstance(token, str) and 1 <= len(token) <= 36):
@@ -609,7 +625,7 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             if token is not None:
                 seen = self.tokens.get(token)
                 if seen is not None and now_mono - seen[1] < cfg["idempotency_window_seconds"]:
-                    return seen[0]
+                    return seen[0], "idempotent_replays"
             self_issued = tpl.name == "RootCACertificate" and self.status == "PENDING_CERTIFICATE"
             if self.status != "ACTIVE" and not (
                 self_issued and self.certificate_authority_type == "ROOT"
@@ -617,6 +633,12 @@ class StandinCertificateAuthority(m.CertificateAuthority):
                 raise InvalidStateException(
                     f"The certificate authority {self.arn} is not in the correct state to issue "
                     f"certificates (status {self.status})."
+                )
+            if cfg["issue_limit_exceeded"]:
+                # Switch issue_limit_exceeded: the per-CA certificate quota (a resource count, not a rate).
+                raise LimitExceededException(
+                    f"The certificate authority {self.arn} has reached the maximum number of "
+                    "certificates it can issue (quota: certificates per private CA)."
                 )
             try:
                 csr = x509.load_pem_x509_csr(csr_pem)
@@ -657,6 +679,14 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             serial = _serial()
             while serial in self.by_serial:
                 serial = _serial()
+            if SWITCHES.issuance_fails():
+                # Switch fail_issuance: AWS accepted the request (an ARN comes back) but issuance
+                # fails asynchronously; no certificate exists, GetCertificate → RequestFailed.
+                arn = f"{self.arn}/certificate/{serial:032x}"
+                self.records[arn] = IssuedCertificate(arn=arn, serial=serial, pem=b"", chain=b"", failed=True)
+                if token is not None:
+                    self.tokens[token] = (arn, now_mono)
+                return arn, "failed"
             builder = (
                 x509.CertificateBuilder()
                 .subject_name(subject)
@@ -681,7 +711,7 @@ class StandinCertificateAuthority(m.CertificateAuthority):
                 self.issued_certificates_certificate_chains[arn] = chain
             if token is not None:
                 self.tokens[token] = (arn, now_mono)
-            return arn
+            return arn, "issued"
 
     def get_issued(self, certificate_arn: str) -> IssuedCertificate:
         rec = self.records.get(certificate_arn)
@@ -705,6 +735,12 @@ def backend_issue_certificate(backend: m.ACMPCABackend, params: dict[str, Any], 
     return _ca(backend, params.get("CertificateAuthorityArn")).issue(params, csr_pem)
 
 
+def backend_issue_certificate_with_outcome(
+    backend: m.ACMPCABackend, params: dict[str, Any], csr_pem: bytes
+) -> tuple[str, str]:
+    return _ca(backend, params.get("CertificateAuthorityArn")).issue_with_outcome(params, csr_pem)
+
+
 def backend_get_certificate(
     self: m.ACMPCABackend, certificate_authority_arn: str, certificate_arn: str
 ) -> tuple[bytes, bytes]:
@@ -718,6 +754,8 @@ def backend_get_certificate(
         calls = rec.get_calls
     if calls <= pending:
         raise RequestInProgressException(f"The request to issue certificate {certificate_arn} is still in progress.")
+    if rec.failed:
+        raise RequestFailedException(f"The request to issue certificate {certificate_arn} failed.")
     return rec.pem, rec.chain
 
 
@@ -800,8 +838,33 @@ def _b64_or_text(value: Any) -> bytes:
         return value.encode()
 
 
+def _counted(operation: str, ca_arn: Any, call: Any) -> Any:
+    """Runs `call()` and counts it in STATS (outcome for IssueCertificate, error codes for all)."""
+    try:
+        result = call()
+    except JsonRESTError as e:
+        STATS.record(ca_arn, operation, error=e.error_type)
+        raise
+    except Exception:
+        STATS.record(ca_arn, operation, error="InternalFailure")
+        raise
+    if operation == "IssueCertificate":
+        arn, outcome = result
+        STATS.record(ca_arn, operation, outcome=outcome)
+        return arn
+    STATS.record(ca_arn, operation)
+    return result
+
+
 def response_issue_certificate(self: r.ACMPCAResponse) -> str:
     params = json.loads(self.body)
+    arn = _counted(
+        "IssueCertificate", params.get("CertificateAuthorityArn"), lambda: _issue_response(self, params)
+    )
+    return json.dumps({"CertificateArn": arn})
+
+
+def _issue_response(self: r.ACMPCAResponse, params: dict[str, Any]) -> tuple[str, str]:
     for required in ("CertificateAuthorityArn", "Csr", "SigningAlgorithm", "Validity"):
         if params.get(required) in (None, ""):
             raise ValidationException(f"1 validation error detected: Value null at '{required}' failed to satisfy constraint: Member must not be null")
@@ -809,15 +872,18 @@ def response_issue_certificate(self: r.ACMPCAResponse) -> str:
         csr_pem = base64.b64decode(params["Csr"], validate=True)
     except (binascii.Error, ValueError):
         raise MalformedCSRException("The certificate signing request is not base64-encoded PEM.") from None
-    arn = backend_issue_certificate(self.acmpca_backend, params, csr_pem)
-    return json.dumps({"CertificateArn": arn})
+    return backend_issue_certificate_with_outcome(self.acmpca_backend, params, csr_pem)
 
 
 def response_get_certificate(self: r.ACMPCAResponse) -> str:
     params = json.loads(self.body)
-    pem, chain = self.acmpca_backend.get_certificate(
-        certificate_authority_arn=params.get("CertificateAuthorityArn"),
-        certificate_arn=params.get("CertificateArn"),
+    pem, chain = _counted(
+        "GetCertificate",
+        params.get("CertificateAuthorityArn"),
+        lambda: self.acmpca_backend.get_certificate(
+            certificate_authority_arn=params.get("CertificateAuthorityArn"),
+            certificate_arn=params.get("CertificateArn"),
+        ),
     )
     out = {"Certificate": pem.decode().strip()}
     if chain:

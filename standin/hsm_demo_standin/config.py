@@ -48,6 +48,8 @@ def startup_defaults() -> dict[str, Any]:
         "fault_drop_probability": _env_float("STANDIN_FAULT_DROP", 0.0),
         "fault_operations": ops,
         "fault_seed": int(seed) if seed else None,
+        "issue_limit_exceeded": _env_bool("STANDIN_ISSUE_LIMIT_EXCEEDED"),
+        "fail_issuance": _env_float("STANDIN_FAIL_ISSUANCE", 0.0),
     }
 
 
@@ -84,6 +86,16 @@ def _validate(update: dict[str, Any]) -> dict[str, Any]:
         elif key == "fault_operations":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{key} must be a list of operation names")
+        elif key == "issue_limit_exceeded":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false")
+        elif key == "fail_issuance":
+            # true/false, or the probability that a new issuance ends in a failed state
+            if isinstance(value, bool):
+                value = 1.0 if value else 0.0
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{key} must be true, false or a probability in [0, 1]")
+            value = float(value)
         elif key == "fault_seed":
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"{key} must be an integer or null")
@@ -132,11 +144,13 @@ class Switches:
                 self._global.update(clean)
                 self._buckets = {k: v for k, v in self._buckets.items() if k[0] in self._scopes}
                 self._rngs.pop("", None)
+                self._rngs.pop("fail-issuance:", None)
             else:
                 base = self._scopes.setdefault(str(scope), copy.deepcopy(self._global))
                 base.update(clean)
                 self._buckets = {k: v for k, v in self._buckets.items() if k[0] != scope}
                 self._rngs.pop(str(scope), None)
+                self._rngs.pop("fail-issuance:" + str(scope), None)
         return self.snapshot()
 
     def snapshot(self) -> dict[str, Any]:
@@ -178,6 +192,26 @@ class Switches:
                 rng = self._rngs[key] = random.Random(cfg["fault_seed"])
             return rng.random(), copy.deepcopy(cfg)
 
+    def issuance_fails(self, akid: str | None = None) -> bool:
+        """Whether a new issuance (scope of `akid`, default the current request's) ends failed.
+
+        Drawn from a generator of its own (seeded by `fault_seed`), so it does not shift the
+        fault draws of the middleware."""
+        if akid is None:
+            akid = current_access_key()
+        with self._lock:
+            key = self._scope_key(akid)
+            cfg = self._scopes[key] if key else self._global
+            p = cfg["fail_issuance"]
+            if p <= 0.0:
+                return False
+            if p >= 1.0:
+                return True
+            rng = self._rngs.get("fail-issuance:" + key)
+            if rng is None:
+                rng = self._rngs["fail-issuance:" + key] = random.Random(cfg["fault_seed"])
+            return rng.random() < p
+
 
 SWITCHES = Switches()
 
@@ -196,6 +230,8 @@ def install_reset_hook() -> None:
     """Make `POST /moto-api/reset` restore the switches too (moto resets its backends itself)."""
     from moto.moto_api._internal.models import MotoAPIBackend
 
+    from .stats import STATS
+
     if getattr(MotoAPIBackend.reset, "_standin", False):
         return
     original = MotoAPIBackend.reset
@@ -203,6 +239,7 @@ def install_reset_hook() -> None:
     def reset(self: Any) -> None:
         original(self)
         SWITCHES.reset()
+        STATS.reset()
 
     reset._standin = True  # type: ignore[attr-defined]
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import __version__, source_digest
 from .config import SWITCHES, ConfigError, set_current_access_key
+from .stats import STATS
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 CONTROL_PREFIX = "/_standin"
@@ -114,6 +115,14 @@ class StandinMiddleware:
                 return _json(start_response, "200 OK", SWITCHES.update(body))
             except (ConfigError, ValueError) as e:
                 return _json(start_response, "400 Bad Request", {"error": str(e)})
+        if sub == "/stats" and method == "GET":
+            from urllib.parse import parse_qs
+
+            ca = parse_qs(environ.get("QUERY_STRING", "")).get("ca_arn")
+            return _json(start_response, "200 OK", STATS.snapshot(ca[0] if ca else None))
+        if sub == "/stats/reset" and method == "POST":
+            STATS.reset()
+            return _json(start_response, "200 OK", STATS.snapshot())
         if sub == "/config/reset" and method == "POST":
             SWITCHES.reset()
             return _json(start_response, "200 OK", SWITCHES.snapshot())

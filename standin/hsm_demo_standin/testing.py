@@ -119,6 +119,15 @@ def control(endpoint: str, body: dict[str, Any] | None = None, path: str = "/_st
         return json.loads(r.read())
 
 
+def stats(endpoint: str, ca_arn: str | None = None) -> dict[str, Any]:
+    """`GET /_standin/stats` (per-CA call counters), or only `ca_arn`'s counters."""
+    import urllib.parse
+
+    query = "" if ca_arn is None else "?" + urllib.parse.urlencode({"ca_arn": ca_arn})
+    out = control(endpoint, path="/_standin/stats" + query)
+    return out["certificate_authorities"][ca_arn] if ca_arn is not None else out
+
+
 def make_csr(
     cn: str | None = "device",
     sans: list[str] | None = None,

@@ -123,14 +123,18 @@ def test_bad_switch_is_rejected(endpoint):
 
 def test_moto_api_reset_clears_state_and_switches():
     """POST /moto-api/reset forgets the CAs and restores the start-up switches (own server, so the
-    session's hierarchy survives). Stock moto resets CAs but has no switches."""
+    session's hierarchy survives), and clears the call counters of /_standin/stats.
+    Stock moto resets CAs but has no switches."""
     server = testing.start_server(stock=os.environ.get("STANDIN_TEST_STOCK") == "1")
     try:
         pca = testing.client(server.url)
         root = testing.activate_root(pca, "reset me")
         testing.control(server.url, {"async_pending_gets": 5})
         testing.control(server.url, {"access_key_id": "AKIARESET", "throttle_enabled": True})
+        _issue(pca, root)
+        assert testing.stats(server.url, root)["IssueCertificate"]["issued"] == 2  # its own + ours
         testing.control(server.url, {}, path="/moto-api/reset")
+        assert testing.stats(server.url) == {"certificate_authorities": {}}
         with pytest.raises(ClientError) as e:
             pca.describe_certificate_authority(CertificateAuthorityArn=root)
         assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
