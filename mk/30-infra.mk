@@ -3,7 +3,8 @@
 #   make infra-check     cfn-lint + checkov (offline, custom checks) + cfn-guard + broken templates + pytest
 #   make infra-deploy    deploy the stack into $(AWS_ENDPOINT_URL) (INFRA_ROOT_MODE=PCA|OFFLINE), check it
 #   make infra-destroy   delete the stack (and, against the local stand-in, the retained registry table)
-#   make infra-e2e       both root modes: deploy, second deploy (update), check, destroy
+#   make infra-e2e       both root modes (OFFLINE via the HSM key ceremony): deploy, check, provision a device
+#                        certificate and verify it to the root, second deploy (update), destroy (in make test)
 INFRA_DIR        := $(ROOT)/infra
 INFRA_VENV       := $(ROOT)/.venv-infra
 CHECKOV_VENV     := $(ROOT)/.venv-checkov
@@ -54,6 +55,9 @@ infra-deploy: aws-up deps-py $(if $(filter OFFLINE,$(INFRA_ROOT_MODE)),hsm-build
 infra-destroy: deps-py
 	@$(PY) $(INFRA_DIR)/deploy/stack.py destroy --stack $(INFRA_STACK) --local-registry-cleanup
 
-infra-e2e: aws-up deps-py
-	@mkdir -p $(RUN_DIR)
-	@$(INFRA_DIR)/deploy/e2e.sh
+# Both root modes (OFFLINE through a real SoftHSM2 root key from hsm-demo key-ceremony), a device
+# certificate from `hsm-demo provision` verified up to the root; own stacks, tables and temp token store.
+# INFRA_OFFLINE_SIGNER=openssl: a throw-away on-disk root instead of the HSM (template phases only).
+infra-e2e: hsm-build aws-up deps-py
+	@HSM_DEMO=$(BIN_DEBUG) PY=$(PY) $(INFRA_DIR)/deploy/e2e.sh
+TEST_TARGETS += infra-e2e

@@ -5,6 +5,7 @@
   stack.py output  --stack S --key K                              print one output value
   stack.py check   --stack S --out FILE                           CAs ACTIVE, pathLen via openssl; write outputs
   stack.py destroy --stack S [--local-registry-cleanup]           delete the stack; wait
+  stack.py ca-certificate --arn ARN                               print a CA's certificate (PEM)
 
 The endpoint is AWS_ENDPOINT_URL (boto3 reads it); against the local stand-in (127.0.0.1/localhost)
 dummy credentials and us-east-1 are filled in when none are set. Errors: one `error: …` line, exit 1.
@@ -289,6 +290,8 @@ def main() -> int:
     c = sub.add_parser("check")
     c.add_argument("--stack", required=True)
     c.add_argument("--out", type=Path, required=True)
+    a = sub.add_parser("ca-certificate")
+    a.add_argument("--arn", required=True)
     x = sub.add_parser("destroy")
     x.add_argument("--stack", required=True)
     x.add_argument("--local-registry-cleanup", action="store_true")
@@ -305,6 +308,9 @@ def main() -> int:
             if args.key not in outs:
                 raise Fail(f"stack {args.stack} has no output {args.key} (has: {', '.join(sorted(outs))})")
             sys.stdout.write(outs[args.key] if outs[args.key].endswith("\n") else outs[args.key] + "\n")
+        elif args.cmd == "ca-certificate":
+            got = session().client("acm-pca").get_certificate_authority_certificate(CertificateAuthorityArn=args.arn)
+            sys.stdout.write(got["Certificate"].strip() + "\n")
         elif args.cmd == "check":
             check(args.stack, args.out)
         else:
