@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TEST-ONLY offline root: a throw-away P-256 root key on disk signs $1/intermediate.csr with pathLen 1.
-# Exercises the template's OFFLINE phases while `hsm-demo key-ceremony sign-intermediate` is not
-# available. The real flow keeps the root key in the HSM (infra/deploy/deploy.sh, signer hsm).
+# Exercises the template's OFFLINE phases without an HSM (INFRA_OFFLINE_SIGNER=openssl), never for
+# anything real. The real flow keeps the root key in the HSM (infra/deploy/deploy.sh, signer hsm).
 set -euo pipefail
 work=$1
 key=$work/dev-root.key
