@@ -9,7 +9,7 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN=${BIN:-$ROOT/target/release/hsm-demo}
 CSIGN=${CSIGN:-$ROOT/target/release/examples/csign_loop}
 N=${N:-20000}
-RUNS_A=${RUNS_A:-5}
+RUNS_A=${RUNS_A:-6}
 RUNS_B=${RUNS_B:-200}
 WORK=$ROOT/.run/bench-hsm
 OUT=${OUT:-$ROOT/docs/benchmarks.md}
@@ -42,34 +42,63 @@ openssl dgst -sha256 -binary -out msg.sha256 msg.txt
 "$BIN" verify --id $KEY_ID --data "$(head -1 messages.txt)" --sig "$(head -1 batch.sigs)" >/dev/null
 "$CSIGN" "$MODULE" bench $KEY_ID messages.txt >/dev/null
 
+# The machine may be shared (other builds): measure in alternating rounds (A B, B A, …) so a load
+# change hits both sides alike, and report medians of all runs plus CPU time (user+sys).
 have_hyperfine=0; command -v hyperfine >/dev/null && have_hyperfine=1
-# mean wall seconds of a command over R runs (hyperfine if present, else a timed loop)
-measure() { # name runs warmup cmd...
-  local name=$1 runs=$2 warm=$3; shift 3
-  if [ $have_hyperfine = 1 ]; then
-    hyperfine -N --style none --warmup "$warm" --runs "$runs" --export-json "$name.json" -- "$(printf '%q ' "$@")" >/dev/null 2>&1 \
-      || { echo "error: hyperfine failed for $name" >&2; exit 1; }
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r["mean"], r["stddev"] or 0)' "$name.json"
-  else
-    for _ in $(seq "$warm"); do "$@" >/dev/null; done
-    local t0 t1; t0=$(date +%s.%N)
-    for _ in $(seq "$runs"); do "$@" >/dev/null; done
-    t1=$(date +%s.%N)
-    python3 -c "print(($t1-$t0)/$runs, 0)"
-  fi
+rounds() { # name rounds runs_per_round warmup -- cmdA -- cmdB   (each cmd is one quoted string)
+  local name=$1 nr=$2 runs=$3 warm=$4 a=$6 b=$8 i
+  rm -f "$name".r*.json
+  for i in $(seq "$nr"); do
+    local first=$a second=$b
+    if [ $((i % 2)) = 0 ]; then first=$b second=$a; fi
+    if [ $have_hyperfine = 1 ]; then
+      hyperfine -N --style none --warmup "$warm" --runs "$runs" --export-json "$name.r$i.json" -- "$first" "$second" >/dev/null 2>&1 \
+        || { echo "error: hyperfine failed for $name" >&2; exit 1; }
+    else
+      python3 - "$name.r$i.json" "$runs" "$warm" "$first" "$second" <<'PY'
+import json, os, shlex, subprocess, sys, time
+out, runs, warm, cmds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+res = []
+for c in cmds:
+    argv = shlex.split(c)
+    for _ in range(warm): subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+    times, cpu = [], []
+    for _ in range(runs):
+        t = time.perf_counter(); p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        _, st, ru = os.wait4(p.pid, 0); times.append(time.perf_counter() - t)
+        assert st == 0, c
+        cpu.append(ru.ru_utime + ru.ru_stime)
+    res.append({"command": c, "times": times, "user": sum(cpu) / runs, "system": 0.0})
+json.dump({"results": res}, open(out, "w"))
+PY
+    fi
+  done
+  python3 - "$name" "$nr" "$a" "$b" <<'PY'
+import json, statistics, sys
+name, nr, a, b = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+times = {a: [], b: []}; cpu = {a: [], b: []}
+for i in range(1, nr + 1):
+    for r in json.load(open(f"{name}.r{i}.json"))["results"]:
+        times[r["command"]] += r["times"]; cpu[r["command"]].append(r["user"] + r["system"])
+m = lambda c: statistics.median(times[c]); q = lambda c: statistics.mean(cpu[c])
+print(m(a), q(a), len(times[a]), m(b), q(b), len(times[b]))
+PY
 }
+q() { printf '%q ' "$@"; }
 
-echo "bench-hsm: (a) $N signatures: hsm-demo sign --batch vs C_Sign loop ($RUNS_A runs each)"
-read -r A_HSM A_HSM_SD < <(measure batch "$RUNS_A" 1 "$BIN" sign --id $KEY_ID --batch messages.txt)
-read -r A_RAW A_RAW_SD < <(measure csign "$RUNS_A" 1 "$CSIGN" "$MODULE" bench $KEY_ID messages.txt)
-echo "bench-hsm: (b) one process: hsm-demo sign vs pkcs11-tool --sign ($RUNS_B runs each)"
-read -r B_HSM B_HSM_SD < <(measure one-hsm "$RUNS_B" 10 "$BIN" sign --id $KEY_ID --data "hello cert world")
-read -r B_P11 B_P11_SD < <(measure one-p11 "$RUNS_B" 10 pkcs11-tool --module "$MODULE" --token-label bench \
-  --login --pin "$HSM_DEMO_PIN" --sign --id $KEY_ID -m ECDSA -i msg.sha256 -o p11.sig)
+echo "bench-hsm: (a) $N signatures: hsm-demo sign --batch vs C_Sign loop ($RUNS_A alternating rounds)"
+read -r A_HSM A_HSM_CPU A_NR A_RAW A_RAW_CPU _ < <(rounds batch "$RUNS_A" 1 0 \
+  -- "$(q "$BIN" sign --id $KEY_ID --batch messages.txt)" -- "$(q "$CSIGN" "$MODULE" bench $KEY_ID messages.txt)")
+echo "bench-hsm: (b) one process: hsm-demo sign vs pkcs11-tool --sign (10 alternating rounds of $((RUNS_B / 10)))"
+read -r B_HSM B_HSM_CPU B_NR B_P11 B_P11_CPU _ < <(rounds one 10 $((RUNS_B / 10)) 3 \
+  -- "$(q "$BIN" sign --id $KEY_ID --data "hello cert world")" \
+  -- "$(q pkcs11-tool --module "$MODULE" --token-label bench --login --pin "$HSM_DEMO_PIN" --sign --id $KEY_ID -m ECDSA -i msg.sha256 -o p11.sig)")
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
-REPORT=$(python3 - "$N" "$A_HSM" "$A_HSM_SD" "$A_RAW" "$A_RAW_SD" "$B_HSM" "$B_HSM_SD" "$B_P11" "$B_P11_SD" "$have_hyperfine" <<'PY'
+REPORT=$(python3 - "$N" "$A_HSM" "$A_HSM_CPU" "$A_RAW" "$A_RAW_CPU" "$B_HSM" "$B_HSM_CPU" "$B_P11" "$B_P11_CPU" "$have_hyperfine" "$A_NR" "$B_NR" "$LOAD" <<'PY'
 import sys, platform, subprocess, datetime, os
-n=int(sys.argv[1]); ah,ahs,ar,ars,bh,bhs,bp,bps=map(float,sys.argv[2:10]); hf=sys.argv[10]=="1"
+n=int(sys.argv[1]); ah,ahc,ar,arc,bh,bhc,bp,bpc=map(float,sys.argv[2:10]); hf=sys.argv[10]=="1"
+anr, bnr, load = sys.argv[11], sys.argv[12], sys.argv[13]
 def sh(c):
     try: return subprocess.run(c,shell=True,capture_output=True,text=True).stdout.strip()
     except Exception: return "?"
@@ -78,17 +107,19 @@ print(f"""<!-- bench-hsm:start -->
 ## HSM signing (`make bench-hsm`)
 
 Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on one SoftHSM2 token, release builds,
-{'hyperfine (mean ± sd)' if hf else 'a timed shell loop (mean)'}.
+{'hyperfine' if hf else 'a Python timing loop'} in alternating rounds (A B, B A, …); wall time = median of all runs,
+CPU = mean user+system per run. Load average at the end: {load} (on {os.cpu_count()} CPUs).
 
-| | hsm-demo | baseline | ratio | target |
-|---|---|---|---|---|
-| (a) {n} messages, one process: `sign --batch` vs plain C_Sign loop (cryptoki, `examples/csign_loop.rs`) | {ah:.3f} s ± {ahs:.3f} ({n/ah:,.0f} sig/s) | {ar:.3f} s ± {ars:.3f} ({n/ar:,.0f} sig/s) | **{ar/ah:.3f}×** throughput | ≥ 0.95× |
-| (b) one signature, whole process: `hsm-demo sign` vs `pkcs11-tool --sign --id` | {bh*1000:.2f} ms ± {bhs*1000:.2f} | {bp*1000:.2f} ms ± {bps*1000:.2f} | **{bh/bp:.3f}×** wall time | ≤ 0.9× |
+| | hsm-demo | baseline | ratio (wall) | ratio (CPU) | target |
+|---|---|---|---|---|---|
+| (a) {n:,} messages in one process: `sign --batch` vs a plain C_Sign loop (cryptoki, `examples/csign_loop.rs`), {anr} runs each | {ah:.3f} s ({n/ah:,.0f} sig/s), CPU {ahc:.3f} s | {ar:.3f} s ({n/ar:,.0f} sig/s), CPU {arc:.3f} s | **{ar/ah:.3f}×** throughput | {arc/ahc:.3f}× | ≥ 0.95× |
+| (b) one signature, whole process: `hsm-demo sign` vs `pkcs11-tool --sign --id`, {bnr} runs each | {bh*1000:.2f} ms, CPU {bhc*1000:.2f} ms | {bp*1000:.2f} ms, CPU {bpc*1000:.2f} ms | **{bh/bp:.3f}×** wall time | {bhc/bpc:.3f}× | ≤ 0.9× |
 
 Both sides of (a) load the module, log in once, hash every line with SHA-256 and call C_Sign
 (CKM_ECDSA) on one session; hsm-demo also converts each r‖s to DER, hex-encodes it and writes one
-line per signature. Side (b) includes process start, dlopen, C_Initialize, token look-up, login,
-key look-up and one signature (pkcs11-tool signs a precomputed SHA-256 digest).
+line per signature. (b) is the whole process: start, dlopen, C_Initialize, token look-up, login, key
+look-up and one signature (pkcs11-tool signs a precomputed SHA-256 digest). Most of (b) is
+SoftHSM's own start-up (OpenSSL initialisation inside C_Initialize), paid by both sides.
 
 Machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}.
 Versions: {sh('rustc --version')}; SoftHSM {sh("dpkg-query -W -f='${Version}' softhsm2")}; OpenSC pkcs11-tool {sh("dpkg-query -W -f='${Version}' opensc")}; {sh('hyperfine --version') if hf else 'no hyperfine'}.
@@ -104,5 +135,5 @@ pat = re.compile(r"<!-- bench-hsm:start -->.*?<!-- bench-hsm:end -->", re.S)
 text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
 tmp = path + ".tmp"; open(tmp, "w").write(text); os.replace(tmp, path)
 PY
-echo "$REPORT" | sed -n '/^| (a)/p;/^| (b)/p'
+echo "$REPORT" | grep -E "^\| \((a|b)\)"
 echo "bench-hsm: written to $OUT"
