@@ -716,7 +716,9 @@ impl Issuer {
                 let mapped = map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e);
                 return Err((
                     if terminal {
-                        Error::Aws(format!("{mapped} (terminal: AWS will not issue this certificate)"))
+                        Error::Aws(format!(
+                            "{mapped} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
+                        ))
                     } else {
                         mapped
                     },

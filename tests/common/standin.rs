@@ -231,7 +231,9 @@ pub fn set_switches(endpoint: &str, switches: serde_json::Value) -> serde_json::
 /// RequestInProgressException for the first K calls per certificate), `throttle_enabled` (false),
 /// `throttle_tps` ({"IssueCertificate": 25, "GetCertificate": 75, "RevokeCertificate": 20}),
 /// `fault_5xx_probability` (0), `fault_drop_probability` (0), `fault_operations` ([] = all
-/// operations), `fault_seed` (null).
+/// operations), `fault_seed` (null), `issue_limit_exceeded` (false: IssueCertificate →
+/// LimitExceededException), `fail_issuance` (false/0; true or a probability: new issuances end
+/// failed, GetCertificate → RequestFailedException).
 pub fn set_switches_for(
     endpoint: &str,
     access_key_id: &str,
@@ -252,6 +254,53 @@ pub fn reset_switches(endpoint: &str) -> serde_json::Value {
 /// Current switches: `{"global": {...}, "scopes": {akid: {...}}}`.
 pub fn switches(endpoint: &str) -> serde_json::Value {
     control(endpoint, "GET", "/_standin/config", None)
+}
+
+/// `GET /_standin/stats?ca_arn=…`: the call counters of one CA (zeros for a CA never called):
+/// `{"IssueCertificate": {"calls", "issued", "failed", "idempotent_replays", "errors": {code: n}},
+/// "GetCertificate": {"calls", "errors": {code: n}}}`. Counts the API calls that reached the ACM
+/// PCA backend (not those refused by the throttle or an injected fault); safe under concurrency.
+pub fn issue_stats(endpoint: &str, ca_arn: &str) -> serde_json::Value {
+    let query: String = ca_arn
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let all = control(
+        endpoint,
+        "GET",
+        &format!("/_standin/stats?ca_arn={query}"),
+        None,
+    );
+    all["certificate_authorities"][ca_arn].clone()
+}
+
+fn stat(endpoint: &str, ca_arn: &str, op: &str, counter: &str) -> u64 {
+    let v = issue_stats(endpoint, ca_arn);
+    v[op][counter]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stand-in stats of {ca_arn}: no {op}.{counter} in {v}"))
+}
+
+/// IssueCertificate calls to `ca_arn` that created a new certificate (idempotent replays and
+/// errors not counted): "no second IssueCertificate" is `issued_count(..) == 1`.
+pub fn issued_count(endpoint: &str, ca_arn: &str) -> u64 {
+    stat(endpoint, ca_arn, "IssueCertificate", "issued")
+}
+
+/// All IssueCertificate calls to `ca_arn` that reached the backend (issued, failed, replayed or
+/// answered with an error): the number of attempts, retries included.
+pub fn issue_calls(endpoint: &str, ca_arn: &str) -> u64 {
+    stat(endpoint, ca_arn, "IssueCertificate", "calls")
+}
+
+/// All GetCertificate calls for certificates of `ca_arn` that reached the backend.
+pub fn get_certificate_calls(endpoint: &str, ca_arn: &str) -> u64 {
+    stat(endpoint, ca_arn, "GetCertificate", "calls")
 }
 
 fn control(

@@ -173,8 +173,8 @@ impl PcaEnv {
             .collect()
     }
 
-    /// Certificates the stand-in issued from the issuing CA with an idempotency token (distinct
-    /// certificate ARNs), read from moto's state dump — independent of the registry.
+    /// Certificates the stand-in issued from the issuing CA (IssueCertificate calls that created a
+    /// new certificate, from its call counters) — independent of the registry.
     pub fn issued_by_ca(&self) -> usize {
         issued_by_ca(&self.endpoint, self.ca())
     }
@@ -236,26 +236,10 @@ pub fn aws_env(c: &mut Command, endpoint: &str, akid: &str, table: &str) {
         );
 }
 
-/// See [`PcaEnv::issued_by_ca`].
+/// See [`PcaEnv::issued_by_ca`]: the stand-in's count of IssueCertificate calls to `ca_arn`
+/// that created a new certificate (`GET /_standin/stats`).
 pub fn issued_by_ca(endpoint: &str, ca_arn: &str) -> usize {
-    let body = http_get(endpoint, "/moto-api/data.json");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("moto data.json");
-    let cas = v["acmpca"]["StandinCertificateAuthority"]
-        .as_array()
-        .expect("stand-in CA list in data.json");
-    let ca = cas
-        .iter()
-        .find(|c| c["arn"] == ca_arn)
-        .unwrap_or_else(|| panic!("CA {ca_arn} not in data.json"));
-    let mut arns: Vec<String> = ca["tokens"]
-        .as_object()
-        .expect("tokens")
-        .values()
-        .map(|v| v[0].as_str().unwrap_or_default().to_string())
-        .collect();
-    arns.sort();
-    arns.dedup();
-    arns.len()
+    standin::issued_count(endpoint, ca_arn) as usize
 }
 
 /// SHA-256 of a file's DER-decoded PEM contents (to compare certificates).
