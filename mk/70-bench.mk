@@ -1,0 +1,41 @@
+# Provisioning benchmarks (issue 7) -> docs/benchmarks.md (its own marked block; bench-hsm has another).
+#
+#   make bench-provision   1. provision --manifest vs the shell pipeline (scripts/baseline-provision.sh)
+#                          2. sustained issuance under the stand-in's 25 TPS throttling
+#                          3. peak RSS for a small and a large manifest
+#                          4. HSM side (keygen + CSR) with 1/2/4 workers vs a plain cryptoki loop
+#   make bench-baseline-deps   the AWS CLI for the baseline pipeline, in its own venv (.venv-awscli)
+#
+# Sizes (defaults): BENCH_N1=200 BENCH_NB=20 BENCH_N2=1000 BENCH_N3_SMALL=1000 BENCH_N3_LARGE=10000
+# BENCH_N4=300; BENCHES="1 2 3 4" runs a subset. See docs/benchmarks.md for the measured run.
+AWSCLI_VENV    := $(ROOT)/.venv-awscli
+BENCH_N1       ?= 200
+BENCH_NB       ?= 20
+BENCH_N2       ?= 1000
+BENCH_N3_SMALL ?= 1000
+BENCH_N3_LARGE ?= 10000
+BENCH_N4       ?= 300
+BENCHES        ?= 1 2 3 4
+
+.PHONY: bench-provision bench-baseline-deps bench-build
+
+# awscli pins botocore exactly, which conflicts with requirements.txt's botocore: own venv.
+bench-baseline-deps: $(AWSCLI_VENV)/.stamp
+$(AWSCLI_VENV)/.stamp: $(ROOT)/scripts/bench/requirements-awscli.txt
+	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
+	@python3 -m venv $(AWSCLI_VENV) || { echo "error: python3 -m venv $(AWSCLI_VENV) failed (install python3-venv)" >&2; exit 1; }
+	@$(AWSCLI_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
+	  || { echo "error: pip install -r $< into $(AWSCLI_VENV) failed" >&2; exit 1; }
+	@touch $@
+
+# One release build for every benchmark binary (bench-hsm's csign_loop included).
+bench-build: deps-apt deps-rust
+	$(CARGO) build --release --bin hsm-demo --example csign_loop --example keygen_csr_loop
+
+bench-provision: bench-build deps-py bench-baseline-deps
+	@ROOT=$(ROOT) BIN=$(BIN_RELEASE) KLOOP=$(CARGO_TARGET_DIR)/release/examples/keygen_csr_loop \
+	  PY=$(PY) AWS_CLI=$(AWSCLI_VENV)/bin/aws BENCHES="$(BENCHES)" \
+	  N1=$(BENCH_N1) NB=$(BENCH_NB) N2=$(BENCH_N2) N3_SMALL=$(BENCH_N3_SMALL) N3_LARGE=$(BENCH_N3_LARGE) N4=$(BENCH_N4) \
+	  bash $(ROOT)/scripts/bench-provision.sh
+
+BENCH_TARGETS += bench-provision
