@@ -460,3 +460,27 @@ impl HsmSession {
         Ok((label, id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<HsmSession>();
+        assert_send::<Arc<Module>>();
+    }
+
+    #[test]
+    fn key_spec_never_builds_an_empty_template() {
+        let e = KeySpec::default()
+            .template(ObjectClass::PRIVATE_KEY)
+            .unwrap_err();
+        assert!(e.to_string().contains("no key selected"));
+        let t = KeySpec::label("x")
+            .template(ObjectClass::PUBLIC_KEY)
+            .unwrap();
+        assert_eq!(t.len(), 2);
+    }
+}
