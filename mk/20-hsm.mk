@@ -1,7 +1,8 @@
 # HSM core (issue 2): the spec's demo, the Rust test suite, the HSM benchmark.
 #
 #   make demo       the spec's key-lifecycle flow on a project-local SoftHSM2 token
-#                   (.tokens/ + .run/softhsm2.conf; never the system token directory)
+#                   (.tokens/ + .run/softhsm2.conf; never the system token directory), then the optional
+#                   AWS part (infra/deploy/demo_aws.sh: stack outputs -> hsm-demo provision; skipped if no python3)
 #   make test-rust  `cargo test`: every unit and integration test (part of `make test`)
 #   make bench-hsm  sign --batch vs a raw C_Sign loop, one `hsm-demo sign` vs one `pkcs11-tool --sign`
 #                   -> docs/benchmarks.md (part of `make bench`)
