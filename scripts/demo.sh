@@ -24,7 +24,9 @@ export HSM_DEMO_PIN=123456   # demo PIN: the environment, never a command-line f
 
 if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B='' N=''; fi
 step() { printf '\n%s$ %s%s\n' "$B" "$*" "$N"; }
-hsm() { step "hsm-demo $*"; "$BIN" "$@"; }
+# Show arguments as a user would type them (quoted when they contain spaces).
+shown() { local a out=""; for a in "$@"; do case $a in *[[:space:]]*|'') out+=" \"$a\"";; *) out+=" $a";; esac; done; printf '%s' "${out# }"; }
+hsm() { step "hsm-demo $(shown "$@")"; "$BIN" "$@"; }
 
 cd "$WORK"
 step "softhsm2-util --init-token --free --label $LABEL --so-pin 12345678 --pin \$HSM_DEMO_PIN"
