@@ -71,18 +71,21 @@ OFFLINE)
     done
     echo "offline root: stack already activated, redeploying phase 2 with $work/intermediate.pem" >&2
   else
+    signer=${INFRA_OFFLINE_SIGNER:-hsm}
+    hsm=${HSM_DEMO:-$root/target/debug/hsm-demo}
+    ceremony=${INFRA_CEREMONY_DIR:-$run_dir/ceremony}
+    if [ "$signer" = hsm ]; then   # the offline root's HSM is checked before any stack is created
+        [ -x "$hsm" ] || { echo "error: $hsm not built (cargo build)" >&2; exit 1; }
+        local_token_store "$ceremony"
+    fi
     echo "offline root, phase 1: create the intermediate (SUBORDINATE) and read its CSR" >&2
     stackpy deploy --stack "$stack" --param RootMode=OFFLINE --param OfflinePhase=1 "${extra[@]}" >"$work/phase1.json"
     stackpy output --stack "$stack" --key IntermediateCsr >"$work/intermediate.csr.tmp"
     mv "$work/intermediate.csr.tmp" "$work/intermediate.csr"
     openssl req -in "$work/intermediate.csr" -noout -verify 2>/dev/null \
         || { echo "error: the stack's IntermediateCsr output is not a valid CSR" >&2; exit 1; }
-    case "${INFRA_OFFLINE_SIGNER:-hsm}" in
+    case "$signer" in
     hsm)
-        hsm=${HSM_DEMO:-$root/target/debug/hsm-demo}
-        ceremony=${INFRA_CEREMONY_DIR:-$run_dir/ceremony}
-        [ -x "$hsm" ] || { echo "error: $hsm not built (cargo build)" >&2; exit 1; }
-        local_token_store "$ceremony"
         if [ ! -s "$ceremony/root.pem" ]; then
             echo "no offline root yet: running hsm-demo key-ceremony (token ${HSM_DEMO_TOKEN:-<the single token>}, $ceremony)" >&2
             "$hsm" key-ceremony --out-dir "$ceremony" ${INFRA_CEREMONY_ARGS:-}
