@@ -114,7 +114,7 @@ expect_error "offline phase 2 with a missing certificate file" "parameter Offlin
 err=$(INFRA_STACK=$s "$here/deploy.sh" HSM 2>&1); [ $? -ne 0 ] && grep -q "^error: root mode must be PCA or OFFLINE" <<<"$err" \
     && ok "unknown root mode rejected" || bad "unknown root mode: $err"
 mkdir -p "$T/orphan/ceremony" && cp "$T/softhsm2.conf" "$T/orphan/ceremony/root.pem"   # any non-empty file
-err=$(env -u SOFTHSM2_CONF RUN_DIR="$T/orphan" INFRA_STACK=$s HSM_DEMO="$hsm" "$here/deploy.sh" OFFLINE 2>&1); rc=$?
+err=$(env -u SOFTHSM2_CONF RUN_DIR="$T/orphan" INFRA_STACK=$s HSM_DEMO="$hsm" INFRA_OFFLINE_SIGNER=hsm "$here/deploy.sh" OFFLINE 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "^error: .*root.pem exists but its project-local token store .* does not" <<<"$err" \
     && ! stackpy output --stack $s --key RootMode >/dev/null 2>&1 \
     && ok "OFFLINE: a ceremony root without its token store is refused before any stack exists" \
