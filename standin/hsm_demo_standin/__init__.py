@@ -25,13 +25,15 @@ def source_digest() -> str:
 
 
 def install() -> None:
-    """Patch moto's ACM PCA backend, register our CloudFormation types, fix its CloudFormation engine (idempotent)."""
+    """Patch moto's ACM PCA backend, register our CloudFormation types, fix its CloudFormation engine,
+    isolate DynamoDB transactions (idempotent)."""
     global _installed
     if _installed:
         return
-    from . import acmpca, cfn, cfn_fixes, config
+    from . import acmpca, cfn, cfn_fixes, config, dynamodb
 
     acmpca.install()
+    dynamodb.install()
     cfn.install()
     cfn_fixes.install()
     config.install_reset_hook()
