@@ -8,7 +8,7 @@
 .PHONY: test-pca test-pca-failpoints
 
 test-pca: deps-apt deps-rust deps-py
-	$(CARGO) test --test pca_e2e --test pca_bad_input --test pca_concurrency --test pca_crash
+	$(CARGO) test $(foreach f,$(sort $(wildcard $(ROOT)/tests/pca_*.rs)),--test $(basename $(notdir $(f))))
 
 test-pca-failpoints: deps-apt deps-rust deps-py
 	$(CARGO) test --features failpoints --test pca_crash

@@ -1,5 +1,6 @@
 //! The hsm-demo binary: parse, run, print `error: <one line>` on failure (exit 1; usage errors 2).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
             .init();
     }
     match hsm_demo::cli::run(cli) {
