@@ -132,8 +132,9 @@ fn stress(kind: ModuleKind) {
                     let mut t = tally.lock().unwrap();
                     t.record(&format!("sign {label}"), &out);
                     if out.status.success() && lines != SIGNS {
-                        t.first_errors
-                            .push(format!("sign {label}: {lines} signatures for {SIGNS} lines"));
+                        t.first_errors.push(format!(
+                            "sign {label}: {lines} signatures for {SIGNS} lines"
+                        ));
                         *t.failures.entry("short batch".into()).or_insert(0) += 1;
                     }
                 }

@@ -23,21 +23,45 @@ pub const TOKEN_ENV: &str = "HSM_DEMO_TOKEN";
 /// Environment variable selecting the PKCS#11 module path.
 pub const MODULE_ENV: &str = "HSM_DEMO_MODULE";
 
-/// Attempts for idempotent calls (sign, get-attribute, find) on CKR_DEVICE_ERROR / CKR_DEVICE_MEMORY.
-pub const RETRY_ATTEMPTS: u32 = 3;
+/// Attempts for idempotent calls (token selection, sign, get-attribute, find) on a transient error.
+pub const RETRY_ATTEMPTS: u32 = 6;
 
-/// Runs an idempotent PKCS#11 call, retrying a bounded number of times on CKR_DEVICE_ERROR and
-/// CKR_DEVICE_MEMORY (AWS CloudHSM returns these under throttling). Never use it for C_Login.
+/// Codes a module returns for a condition that may clear by itself:
+/// - CKR_DEVICE_ERROR / CKR_DEVICE_MEMORY: AWS CloudHSM under throttling (REFERENCE.md §1).
+/// - CKR_GENERAL_ERROR: SoftHSM2's file object store when another process rewrites a token file
+///   while this one re-reads it (measured by tests/hsm_multiprocess.rs: C_GetTokenInfo during token
+///   selection fails this way for ~4% of processes when 4 processes log in and generate keys at once;
+///   every C_Login rewrites the token's flags file). A real, permanent general error fails the same
+///   way after the last attempt, ~0.3 s later.
+pub fn is_transient(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::GeneralError | RvError::DeviceError | RvError::DeviceMemory
+    )
+}
+
+/// Sleep before retry `attempt` (1-based): 10, 20, 40, 80, 160 ms, each plus up to 50% random jitter
+/// so that processes that collided once do not collide again in lock step.
+fn backoff(attempt: u32) {
+    let base = 10u64 << (attempt - 1).min(5);
+    let jitter = rand::random_range(0..=base / 2);
+    std::thread::sleep(Duration::from_millis(base + jitter));
+}
+
+/// Runs an idempotent PKCS#11 call, retrying a bounded number of times ([`RETRY_ATTEMPTS`]) with
+/// backoff on a transient code ([`is_transient`]). Only for calls that change nothing on the token
+/// (C_GetSlotList, C_GetTokenInfo, C_FindObjects*, C_GetAttributeValue, C_Sign — cryptoki runs
+/// C_SignInit + C_Sign and C_FindObjectsInit/…/Final as one unit, so a retry starts clean).
+/// Never use it for C_Login (every try can burn a PIN attempt) nor for C_GenerateKeyPair (a failure
+/// may still have created objects: look up by label and clean up instead, see `hsm::keygen`).
 pub fn retry_idempotent<T>(mut f: impl FnMut() -> cryptoki::error::Result<T>) -> Result<T> {
     let mut attempt = 1;
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(CkError::Pkcs11(rv @ (RvError::DeviceError | RvError::DeviceMemory), func))
-                if attempt < RETRY_ATTEMPTS =>
-            {
-                tracing::warn!(call = ?func, code = ?rv, attempt, "retrying after device error");
-                std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+            Err(CkError::Pkcs11(rv, func)) if is_transient(rv) && attempt < RETRY_ATTEMPTS => {
+                tracing::warn!(call = ?func, code = ?rv, attempt, "retrying after a transient error");
+                backoff(attempt);
                 attempt += 1;
             }
             Err(e) => return Err(e.into()),
@@ -101,6 +125,10 @@ impl TokenSummary {
 }
 
 /// Every slot that has a token in it, with its index in the full slot list.
+///
+/// Not retried in place: SoftHSM2 decides at C_Initialize whether a token's files are readable and
+/// keeps that verdict (measured: five in-place retries over 0.3 s all failed the same way), so
+/// [`HsmSession::open`] retries the whole selection with a fresh C_Initialize instead.
 pub fn tokens(module: &Module) -> Result<Vec<(Slot, TokenSummary)>> {
     let slots = module.ctx().get_all_slots()?;
     let mut out = Vec::new();
@@ -114,9 +142,56 @@ pub fn tokens(module: &Module) -> Result<Vec<(Slot, TokenSummary)>> {
     Ok(out)
 }
 
-/// Selects a token by label or serial (`want`), else the single initialised token.
+/// Selects a token by label or serial (`want`), else the single initialised token (one pass;
+/// see [`HsmSession::open`] for the retries).
 pub fn select_token(module: &Module, want: Option<&str>) -> Result<(Slot, TokenSummary)> {
+    try_select(module, want).map_err(|f| f.error)
+}
+
+/// A failed attempt and whether a fresh C_Initialize may make it succeed.
+struct Failed {
+    error: Error,
+    transient: bool,
+}
+
+impl From<Error> for Failed {
+    /// A transient code from C_GetSlotList / C_GetTokenInfo / C_OpenSession counts as transient.
+    fn from(error: Error) -> Self {
+        let transient = match &error {
+            Error::Pkcs11 { call, code, .. } => {
+                matches!(
+                    call.as_str(),
+                    "C_GetSlotList" | "C_GetTokenInfo" | "C_OpenSession"
+                ) && matches!(
+                    code.as_str(),
+                    "CKR_GENERAL_ERROR" | "CKR_DEVICE_ERROR" | "CKR_DEVICE_MEMORY"
+                )
+            }
+            _ => false,
+        };
+        Failed { error, transient }
+    }
+}
+
+/// One selection pass. A miss is transient only when the module showed no initialised token at
+/// all: SoftHSM2 shows exactly that (one spare uninitialised slot) when another process was
+/// rewriting the token's files at our C_Initialize. A typo with other tokens present is not retried.
+fn try_select(
+    module: &Module,
+    want: Option<&str>,
+) -> std::result::Result<(Slot, TokenSummary), Failed> {
     let all = tokens(module)?;
+    choose_token(module, &all, want).map_err(|error| Failed {
+        error,
+        transient: !all.iter().any(|(_, t)| t.initialized),
+    })
+}
+
+fn choose_token(
+    module: &Module,
+    all: &[(Slot, TokenSummary)],
+    want: Option<&str>,
+) -> Result<(Slot, TokenSummary)> {
     let initialised: Vec<_> = all.iter().filter(|(_, t)| t.initialized).collect();
     let listing = || {
         if initialised.is_empty() {
@@ -296,21 +371,76 @@ pub fn class_for_type(t: ObjectType) -> ObjectClass {
 
 impl HsmSession {
     /// Loads the module, selects the token and opens a read-write session (not logged in).
+    ///
+    /// Token selection is retried with backoff, each time after C_Finalize and a fresh
+    /// C_Initialize, when it failed transiently (see `Failed`): several processes on
+    /// one SoftHSM2 token make it fail that way (tests/hsm_multiprocess.rs). Nothing on the token
+    /// changes before the session is returned, so a retry is always safe.
     pub fn open(opts: &ConnectOptions) -> Result<HsmSession> {
-        let module = Arc::new(Module::load(opts.module.as_deref())?);
-        Self::open_on(module, opts.token.as_deref())
+        Self::open_retrying(opts, |_| Ok(()))
     }
 
-    /// Loads the module, selects the token, opens a read-write session and logs in.
+    /// Loads the module, selects the token, opens a read-write session and logs in. The selection
+    /// and the token-flag check before C_Login are retried as in [`open`](Self::open); C_Login
+    /// itself runs once (each try could burn a PIN attempt).
     pub fn connect(opts: &ConnectOptions) -> Result<HsmSession> {
-        let mut s = Self::open(opts)?;
+        let mut s = Self::open_retrying(opts, |s| s.login_precheck().map(|_| ()))?;
         s.login(&opts.pin)?;
         Ok(s)
     }
 
+    fn open_retrying(
+        opts: &ConnectOptions,
+        check: impl Fn(&HsmSession) -> std::result::Result<(), Failed>,
+    ) -> Result<HsmSession> {
+        let mut attempt = 1;
+        loop {
+            let module = Arc::new(Module::load(opts.module.as_deref())?);
+            let r = try_select(&module, opts.token.as_deref())
+                .and_then(|(slot, token)| Ok(Self::open_slot(module, slot, token)?))
+                .and_then(|s| check(&s).map(|()| s));
+            match r {
+                Ok(s) => return Ok(s),
+                Err(f) if f.transient && attempt < RETRY_ATTEMPTS => {
+                    // The session and module of this attempt are dropped here (C_CloseSession,
+                    // C_Finalize) before the next C_Initialize.
+                    tracing::warn!(
+                        attempt,
+                        "token selection failed transiently ({}); retrying with a fresh C_Initialize",
+                        f.error.one_line()
+                    );
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
     /// Opens a read-write session on an already loaded module (e.g. one session per thread).
+    /// The module is shared, so it cannot be re-initialised: the selection is retried in place
+    /// (enough for modules whose transient errors clear, e.g. CloudHSM's CKR_DEVICE_ERROR).
     pub fn open_on(module: Arc<Module>, token: Option<&str>) -> Result<HsmSession> {
-        let (slot, token) = select_token(&module, token)?;
+        let mut attempt = 1;
+        let (slot, token) = loop {
+            match try_select(&module, token) {
+                Ok(v) => break v,
+                Err(f) if f.transient && attempt < RETRY_ATTEMPTS => {
+                    tracing::warn!(
+                        attempt,
+                        "token selection failed transiently ({}); retrying",
+                        f.error.one_line()
+                    );
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                Err(f) => return Err(f.error),
+            }
+        };
+        Self::open_slot(module, slot, token)
+    }
+
+    fn open_slot(module: Arc<Module>, slot: Slot, token: TokenSummary) -> Result<HsmSession> {
         let session = module.ctx().open_rw_session(slot)?;
         tracing::debug!(token = %token.label, serial = %token.serial, "opened RW session");
         Ok(HsmSession {
@@ -322,6 +452,33 @@ impl HsmSession {
         })
     }
 
+    /// Fresh token flags before C_Login: a locked or never-set user PIN is reported without
+    /// calling C_Login. Returns the token label. A flags read that says "no user PIN" on a token
+    /// that had one at selection is treated like a transient selection failure by
+    /// [`connect`](Self::connect) (SoftHSM2 reading a token file another process is rewriting).
+    fn login_precheck(&self) -> std::result::Result<String, Failed> {
+        let info = TokenSummary::new(
+            self.token.index,
+            self.slot,
+            &self
+                .module
+                .ctx()
+                .get_token_info(self.slot)
+                .map_err(Error::from)?,
+        );
+        let token = info.label.clone();
+        if info.user_pin_locked {
+            return Err(Error::PinLocked { token }.into());
+        }
+        if !info.user_pin_initialized {
+            return Err(Failed {
+                error: Error::PinNotInitialised { token },
+                transient: self.token.user_pin_initialized,
+            });
+        }
+        Ok(token)
+    }
+
     /// Logs the user in, with the PIN from `src`. Wrong, locked and uninitialised PINs each get
     /// their own error. A login already done in this process (another session) counts as success.
     /// Never retried.
@@ -330,18 +487,7 @@ impl HsmSession {
             return Ok(());
         }
         // Fresh flags: the token may have changed since selection.
-        let info = TokenSummary::new(
-            self.token.index,
-            self.slot,
-            &self.module.ctx().get_token_info(self.slot)?,
-        );
-        let token = info.label.clone();
-        if info.user_pin_locked {
-            return Err(Error::PinLocked { token });
-        }
-        if !info.user_pin_initialized {
-            return Err(Error::PinNotInitialised { token });
-        }
+        let token = self.login_precheck().map_err(|f| f.error)?;
         let pin = src.get(&token)?;
         self.login_with_pin(&pin)
     }
