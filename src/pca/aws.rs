@@ -39,6 +39,9 @@ pub struct AwsOptions {
     pub connect_timeout: Duration,
     /// Timeout of one attempt.
     pub attempt_timeout: Duration,
+    /// Client-side rate limiting of ACM PCA operations (batch provisioning), see
+    /// [`crate::pca::ratelimit`]; `None` = unshaped.
+    pub shaper: Option<crate::pca::ratelimit::Shaper>,
 }
 
 impl Default for AwsOptions {
@@ -49,6 +52,7 @@ impl Default for AwsOptions {
             max_backoff: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(20),
+            shaper: None,
         }
     }
 }
@@ -100,10 +104,13 @@ impl AwsClients {
         }
         let pca_endpoint = endpoint_for("ACM_PCA", "acm-pca", &region, conf.endpoint_url());
         let ddb_endpoint = endpoint_for("DYNAMODB", "dynamodb", &region, conf.endpoint_url());
-        let pca_conf = aws_sdk_acmpca::config::Builder::from(&conf)
+        let mut pca_builder = aws_sdk_acmpca::config::Builder::from(&conf)
             .retry_classifier(NoRetryOnLimitExceeded)
-            .interceptor(RetryLogger)
-            .build();
+            .interceptor(RetryLogger);
+        if let Some(shaper) = &opts.shaper {
+            pca_builder = shaper.install(pca_builder, conf.http_client())?;
+        }
+        let pca_conf = pca_builder.build();
         let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&conf)
             .interceptor(RetryLogger)
             .build();

@@ -12,12 +12,14 @@
 pub mod aws;
 pub mod ca;
 pub mod csr;
+pub mod hsm_pool;
 pub mod ids;
 pub mod issue;
 pub mod manifest;
 pub mod output;
 pub mod owner;
 pub mod provision;
+pub mod ratelimit;
 pub mod reconcile;
 pub mod registry;
 pub mod revoke;

@@ -167,10 +167,32 @@ impl DeviceKeys for SessionKeys<'_> {
 /// Finds the key labelled `req.key_label` (exactly one) or generates it, then builds and signs the
 /// CSR in the HSM. Synchronous: run it on the thread that owns the session.
 pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOutcome)> {
+    hsm_csr_locked(session, req, None)
+}
+
+/// [`hsm_csr`] for several sessions of one process on one token (batch workers): object-store
+/// writes (key generation, removal of a half pair) hold `store` for writing, look-ups and
+/// signing hold it for reading. SoftHSM2's file object store was seen failing concurrent
+/// C_GenerateKeyPair calls from two threads (CKR_GENERAL_ERROR, leaving an unlabelled private key
+/// behind) and reads racing a write (CKR_ATTRIBUTE_VALUE_INVALID); signing in parallel is fine.
+pub fn hsm_csr_locked(
+    session: &HsmSession,
+    req: &DeviceRequest,
+    store: Option<&std::sync::RwLock<()>>,
+) -> Result<(Csr, KeyOutcome)> {
     req.csr.validate()?;
+    let read = || store.map(|l| l.read().unwrap_or_else(|p| p.into_inner()));
+    let write = || store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
     let spec = KeySpec::label(req.key_label.clone());
+    let guard = read();
     let privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
     let pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?;
+    drop(guard);
+    let guard = if (privs.len() == 1 && !pubs.is_empty()) || privs.len() > 1 {
+        None
+    } else {
+        write()
+    };
     let outcome = match (privs.len(), pubs.len()) {
         (0, 0) => {
             generate_key(
@@ -202,6 +224,8 @@ pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOut
             })
         }
     };
+    drop(guard);
+    let _guard = read();
     let signer = HsmSigner::new(session, &spec)?;
     let csr = build_csr(&req.csr, &signer)?;
     Ok((csr, outcome))

@@ -1,0 +1,210 @@
+//! HSM-side scaling of batch provisioning (key generation + CSR signing per device): one process
+//! with 1, 2, 4 worker threads (one session each) versus 2 and 4 processes with one session each,
+//! on one SoftHSM2/kryoptic token. A measurement, not a pass/fail test: `#[ignore]`d, run with
+//!
+//!   cargo test --release --test batch_hsm_scaling -- --ignored --nocapture
+//!
+//! It prints one line per configuration (devices/s, transient errors retried, failures) and a
+//! JSON line for scripts. It does assert that every device ended with exactly one key pair.
+//! `BATCH_HSM_DEVICES` sets the devices per configuration (default 200).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{TestToken, PIN};
+use hsm_demo::hsm::module::Module;
+use hsm_demo::pca::hsm_pool::HsmPool;
+use hsm_demo::pca::ids::DeviceId;
+use hsm_demo::pca::provision::DeviceRequest;
+use secrecy::SecretString;
+
+const CHILD_ENV: &str = "BATCH_HSM_SCALING_CHILD";
+
+fn devices() -> usize {
+    std::env::var("BATCH_HSM_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// Runs `count` devices named `<prefix>-<i>` on a pool of `threads`; returns (ok, failed, retried).
+fn run_pool(
+    module_path: &str,
+    token: &str,
+    prefix: &str,
+    count: usize,
+    threads: usize,
+) -> (usize, usize, u64) {
+    let module = Arc::new(Module::load(Some(std::path::Path::new(module_path))).unwrap());
+    let pin = SecretString::from(PIN.to_string());
+    let pool = HsmPool::start(&module, Some(token), &pin, threads).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ok, failed) = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        let pool = Arc::new(pool);
+        for i in 0..count {
+            let pool = pool.clone();
+            let req = DeviceRequest::new(DeviceId::parse(&format!("{prefix}-{i}")).unwrap());
+            set.spawn(async move { pool.csr(&req).await.map_err(|e| e.to_string()) });
+        }
+        let (mut ok, mut failed) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            match r.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    eprintln!("device failed: {e}");
+                    failed += 1
+                }
+            }
+        }
+        let retried = pool.retried();
+        (ok, (failed, retried))
+    });
+    (ok, failed.0, failed.1)
+}
+
+#[test]
+#[ignore = "measurement: cargo test --release --test batch_hsm_scaling -- --ignored --nocapture"]
+fn hsm_scaling_threads_vs_processes() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        // Child process: "<module>|<token>|<prefix>|<count>"
+        let p: Vec<&str> = spec.split('|').collect();
+        let (ok, failed, retried) = run_pool(p[0], p[1], p[2], p[3].parse().unwrap(), 1);
+        println!("CHILD-RESULT {ok} {failed} {retried}");
+        return;
+    }
+    let n = devices();
+    let kind = *common::ModuleKind::enabled().first().unwrap();
+    let mut results = Vec::new();
+    for threads in [1usize, 2, 4] {
+        let tok = TestToken::with_kind(kind, "scale");
+        for (k, v) in tok.module_env() {
+            std::env::set_var(k, v);
+        }
+        let module = kind.module_path().display().to_string();
+        let t0 = Instant::now();
+        let (ok, failed, retried) = run_pool(&module, "scale", "t", n, threads);
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!("threads {threads}: {ok} ok, {failed} failed, {retried} retried in {secs:.2}s");
+        assert_eq!(ok + failed, n);
+        check_keys(&tok, n);
+        results.push(("threads", threads, n as f64 / secs, retried, failed));
+    }
+    for procs in [2usize, 4] {
+        let tok = TestToken::with_kind(kind, "scale");
+        let module = kind.module_path().display().to_string();
+        let per = n / procs;
+        let exe = std::env::current_exe().unwrap();
+        let t0 = Instant::now();
+        let children: Vec<_> = (0..procs)
+            .map(|p| {
+                let mut c = std::process::Command::new(&exe);
+                c.args([
+                    "--ignored",
+                    "--exact",
+                    "hsm_scaling_threads_vs_processes",
+                    "--nocapture",
+                ])
+                .env(CHILD_ENV, format!("{module}|scale|p{p}|{per}"))
+                .stdout(std::process::Stdio::piped());
+                for (k, v) in tok.module_env() {
+                    c.env(k, v);
+                }
+                c.spawn().unwrap()
+            })
+            .collect();
+        let (mut ok, mut failed, mut retried) = (0, 0, 0u64);
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("CHILD-RESULT"))
+                .unwrap_or_else(|| panic!("child output: {text}"));
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            ok += v[0] as usize;
+            failed += v[1] as usize;
+            retried += v[2];
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(ok + failed, per * procs);
+        check_keys(&tok, per * procs);
+        results.push((
+            "processes",
+            procs,
+            (per * procs) as f64 / secs,
+            retried,
+            failed,
+        ));
+    }
+    println!(
+        "HSM scaling ({}; keygen P-256 + CSR per device, {n} devices per row)",
+        kind.name()
+    );
+    for (mode, k, rate, retried, failed) in &results {
+        println!("  {mode:9} {k}: {rate:8.1} devices/s  transient errors retried {retried}, devices failed {failed}");
+    }
+    let json: Vec<_> = results
+        .iter()
+        .map(|(m, k, r, re, f)| serde_json::json!({"mode": m, "workers": k, "devices_per_s": r, "retried": re, "failed": f}))
+        .collect();
+    println!("JSON {}", serde_json::Value::Array(json));
+}
+
+/// Every device label has exactly one private and one public key.
+fn check_keys(tok: &TestToken, expect: usize) {
+    let out = tok
+        .tool("pkcs11-tool")
+        .arg("--module")
+        .arg(tok.kind.module_path())
+        .args([
+            "--token-label",
+            "scale",
+            "--login",
+            "--pin",
+            PIN,
+            "--list-objects",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("label:"))
+        .map(str::trim)
+        .collect();
+    labels.sort();
+    let mut dups: Vec<&str> = labels
+        .windows(3)
+        .filter(|w| w[0] == w[2])
+        .map(|w| w[0])
+        .collect();
+    dups.dedup();
+    assert!(
+        dups.is_empty(),
+        "labels with more than one key pair: {dups:?}"
+    );
+    if text.matches("Private Key Object").count() != expect
+        || text.matches("Public Key Object").count() != expect
+    {
+        let mut counts = std::collections::HashMap::new();
+        for l in &labels {
+            *counts.entry(*l).or_insert(0) += 1;
+        }
+        let odd: Vec<_> = counts.iter().filter(|(_, c)| **c != 2).collect();
+        eprintln!("odd labels: {odd:?}");
+    }
+    let privs = text.matches("Private Key Object").count();
+    let pubs = text.matches("Public Key Object").count();
+    assert_eq!(privs, expect, "private keys");
+    assert_eq!(pubs, expect, "public keys");
+}
