@@ -1,12 +1,19 @@
 //! `generate-key`: an ECDSA key pair inside the token. The private key is CKA_TOKEN, CKA_PRIVATE,
 //! CKA_SENSITIVE and not extractable. A label (or id) that already exists is refused unless asked
 //! otherwise; if anything fails after the pair was created, both halves are destroyed.
+//!
+//! The label check and C_GenerateKeyPair run under the token's cross-process lock
+//! ([`TokenLock`]), so concurrent processes cannot both pass the check. C_GenerateKeyPair is never
+//! retried: a failed call may still have written one or both objects (SoftHSM2 writes them one
+//! after the other), so the objects with this label and our fresh id are looked up and destroyed
+//! before the error is returned.
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
+use crate::hsm::lock::TokenLock;
 use crate::hsm::session::{HsmSession, KeySpec};
 use crate::hsm::signer::read_public_key;
 
@@ -61,8 +68,27 @@ fn exists(session: &HsmSession, spec: &KeySpec) -> Result<bool> {
     Ok(false)
 }
 
-/// Generates the key pair. The session must be logged in.
+/// Destroys every private and public key matching `spec` (e.g. half a key pair), under the
+/// token lock the caller holds. Returns how many objects were destroyed.
+pub fn destroy_keys(session: &HsmSession, spec: &KeySpec, _lock: &TokenLock) -> Result<usize> {
+    let mut n = 0;
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+        for h in session.find_keys(class, spec)? {
+            session.session().destroy_object(h)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Generates the key pair under the token's cross-process lock. The session must be logged in.
 pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<GeneratedKey> {
+    validate(session, req)?;
+    let lock = TokenLock::acquire(session)?;
+    generate_key_locked(session, req, &lock)
+}
+
+fn validate(session: &HsmSession, req: &KeygenRequest) -> Result<()> {
     if req.label.is_empty() {
         return Err(Error::input("the key label must not be empty"));
     }
@@ -72,6 +98,17 @@ pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<Generat
     if !session.is_logged_in() {
         return Err(Error::input("generate-key needs a logged-in session"));
     }
+    Ok(())
+}
+
+/// [`generate_key`] for a caller that already holds the token lock (e.g. to remove a half key
+/// pair and regenerate it atomically).
+pub fn generate_key_locked(
+    session: &HsmSession,
+    req: &KeygenRequest,
+    lock: &TokenLock,
+) -> Result<GeneratedKey> {
+    validate(session, req)?;
     let token = session.token_label().to_string();
     if !req.allow_duplicate_label && exists(session, &KeySpec::label(req.label.clone()))? {
         return Err(Error::KeyExists {
@@ -114,11 +151,31 @@ pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<Generat
         Attribute::Label(label),
         Attribute::Id(id.clone()),
     ];
-    let (public_handle, private_handle) = session.session().generate_key_pair(
-        &Mechanism::EccKeyPairGen,
-        &public_tpl,
-        &private_tpl,
-    )?;
+    let generated =
+        session
+            .session()
+            .generate_key_pair(&Mechanism::EccKeyPairGen, &public_tpl, &private_tpl);
+    let (public_handle, private_handle) = match generated {
+        Ok(h) => h,
+        Err(e) => {
+            // Not retried (a retry could leave two pairs). Whatever the failed call left behind
+            // carries our label and our fresh id: remove it so no half pair remains.
+            let ours = KeySpec {
+                label: Some(req.label.clone()),
+                id: Some(id.clone()),
+            };
+            match destroy_keys(session, &ours, lock) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(label = %req.label, n, "removed objects left by a failed C_GenerateKeyPair")
+                }
+                Err(ce) => {
+                    tracing::warn!(label = %req.label, "could not clean up after a failed C_GenerateKeyPair: {}", ce.one_line())
+                }
+            }
+            return Err(e.into());
+        }
+    };
     // From here on, failure must not leave a half key pair behind.
     let check = || -> Result<Vec<u8>> {
         let (curve, point) = read_public_key(session, public_handle)?;

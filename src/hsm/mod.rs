@@ -9,6 +9,7 @@ pub mod ceremony;
 pub mod ceremony_config;
 pub mod ec;
 pub mod keygen;
+pub mod lock;
 pub mod module;
 pub mod module_diag;
 pub mod pin;
@@ -21,6 +22,7 @@ pub mod uri;
 pub mod verify;
 
 pub use ec::Curve;
+pub use lock::TokenLock;
 pub use module::Module;
 pub use pin::PinSource;
 pub use session::{ConnectOptions, HsmSession, KeySpec};

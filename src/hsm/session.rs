@@ -14,6 +14,7 @@ use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::SecretString;
 
 use crate::error::{Error, Result};
+use crate::hsm::lock::TokenLock;
 use crate::hsm::module::Module;
 use crate::hsm::pin::PinSource;
 use crate::hsm::uri::{ObjectType, Pkcs11Uri};
@@ -173,17 +174,21 @@ impl From<Error> for Failed {
     }
 }
 
-/// One selection pass. A miss is transient only when the module showed no initialised token at
-/// all: SoftHSM2 shows exactly that (one spare uninitialised slot) when another process was
-/// rewriting the token's files at our C_Initialize. A typo with other tokens present is not retried.
+/// One selection pass. A miss is transient only when the slot list looks inconsistent: no
+/// initialised token at all (SoftHSM2 shows exactly that, one spare uninitialised slot, when
+/// another process was rewriting the token's files at our C_Initialize) or an initialised token
+/// without label and serial. A typo with other tokens present is not retried.
 fn try_select(
     module: &Module,
     want: Option<&str>,
 ) -> std::result::Result<(Slot, TokenSummary), Failed> {
     let all = tokens(module)?;
+    // Also inconsistent: a token flagged initialised that reads with neither label nor serial
+    // (SoftHSM2 mid-rewrite; seen as "tokens: '' (serial )").
+    let garbled = |t: &TokenSummary| t.initialized && t.label.is_empty() && t.serial.is_empty();
     choose_token(module, &all, want).map_err(|error| Failed {
         error,
-        transient: !all.iter().any(|(_, t)| t.initialized),
+        transient: !all.iter().any(|(_, t)| t.initialized) || all.iter().any(|(_, t)| garbled(t)),
     })
 }
 
@@ -493,9 +498,17 @@ impl HsmSession {
     }
 
     /// Logs the user in with an explicit PIN (passed to C_Login exactly as given).
+    ///
+    /// Runs under the token's cross-process lock ([`TokenLock`]): SoftHSM2's C_Login rewrites the
+    /// token's flags file, and a C_Login in another process reading it meanwhile failed with
+    /// CKR_GENERAL_ERROR (tests/hsm_multiprocess.rs); C_Login must not be retried, so it is
+    /// serialised instead (a few ms each).
     pub fn login_with_pin(&mut self, pin: &SecretString) -> Result<()> {
         let token = self.token.label.clone();
-        match self.session.login(UserType::User, Some(pin)) {
+        let lock = TokenLock::acquire(self)?;
+        let r = self.session.login(UserType::User, Some(pin));
+        drop(lock);
+        match r {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
                 self.logged_in = true;
                 tracing::debug!(token = %token, "logged in");

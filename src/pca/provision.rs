@@ -17,7 +17,8 @@ use cryptoki::object::ObjectClass;
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
-use crate::hsm::keygen::{generate_key, KeygenRequest};
+use crate::hsm::keygen::{destroy_keys, generate_key, generate_key_locked, KeygenRequest};
+use crate::hsm::lock::TokenLock;
 use crate::hsm::session::{HsmSession, KeySpec};
 use crate::hsm::signer::HsmSigner;
 use crate::pca::csr::{build_csr, Csr, CsrRequest};
@@ -206,15 +207,23 @@ pub fn hsm_csr_locked(
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
-            for h in privs.iter().chain(pubs.iter()) {
-                session.session().destroy_object(*h)?;
+            // The token lock makes "still half a pair? remove it, generate" one step for every
+            // hsm-demo process and thread on this host (hsm::lock).
+            let lock = TokenLock::acquire(session)?;
+            let now_privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?.len();
+            let now_pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?.len();
+            if now_privs == 1 && now_pubs >= 1 {
+                KeyOutcome::Reused
+            } else {
+                destroy_keys(session, &spec, &lock)?;
+                tracing::warn!(label = %req.key_label, "removed an incomplete key pair left by an interrupted run");
+                generate_key_locked(
+                    session,
+                    &KeygenRequest::new(req.key_label.clone(), req.curve),
+                    &lock,
+                )?;
+                KeyOutcome::Regenerated
             }
-            tracing::warn!(label = %req.key_label, "removed an incomplete key pair left by an interrupted run");
-            generate_key(
-                session,
-                &KeygenRequest::new(req.key_label.clone(), req.curve),
-            )?;
-            KeyOutcome::Regenerated
         }
         (n, _) => {
             return Err(Error::KeyAmbiguous {
