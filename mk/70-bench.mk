@@ -30,10 +30,11 @@ $(AWSCLI_VENV)/.stamp: $(ROOT)/scripts/bench/requirements-awscli.txt
 
 # One release build for every benchmark binary (bench-hsm's csign_loop included).
 bench-build: deps-apt deps-rust
-	$(CARGO) build --release --bin hsm-demo --example csign_loop --example keygen_csr_loop
+	$(CARGO) build --release --bin hsm-demo --example csign_loop --example keygen_csr_loop --example hsm_pool_loop
 
 bench-provision: bench-build deps-py bench-baseline-deps
 	@ROOT=$(ROOT) BIN=$(BIN_RELEASE) KLOOP=$(CARGO_TARGET_DIR)/release/examples/keygen_csr_loop \
+	  PLOOP=$(CARGO_TARGET_DIR)/release/examples/hsm_pool_loop \
 	  PY=$(PY) AWS_CLI=$(AWSCLI_VENV)/bin/aws BENCHES="$(BENCHES)" \
 	  N1=$(BENCH_N1) NB=$(BENCH_NB) N2=$(BENCH_N2) N3_SMALL=$(BENCH_N3_SMALL) N3_LARGE=$(BENCH_N3_LARGE) N4=$(BENCH_N4) \
 	  bash $(ROOT)/scripts/bench-provision.sh

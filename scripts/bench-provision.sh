@@ -6,11 +6,13 @@
 #  2. N2 devices with the stand-in's throttling switch on (IssueCertificate 25 TPS, GetCertificate 75):
 #     achieved issuance rate vs the quota, failures in the --json output.
 #  3. Peak RSS (/usr/bin/time -v) of `provision --manifest` for N3_SMALL and N3_LARGE devices, no throttling.
-#  4. HSM side: key generation + CSR signing per device with 1, 2, 4 workers vs a plain cryptoki loop
+#  4. HSM side: key generation + CSR signing per device with 1, 2, 4 workers — hsm-demo's worker pool
+#     (examples/hsm_pool_loop.rs) and the per-device CLI — vs a plain cryptoki loop
 #     (examples/keygen_csr_loop.rs) with as many threads.
 # Results -> docs/benchmarks.md (only the block between the bench-provision markers is replaced).
 #
 #   BIN     release hsm-demo                 KLOOP   release examples/keygen_csr_loop
+#   PLOOP   release examples/hsm_pool_loop
 #   N1=200  NB=20  N2=1000  N3_SMALL=1000  N3_LARGE=10000  N4=300  WORKERS="1 2 4"
 #   BENCHES="1 2 3 4" (a subset runs only those; the report then shows only those)
 #   PY      the project venv's python (moto)  AWS_CLI  aws from .venv-awscli   OUT  docs/benchmarks.md
@@ -18,6 +20,7 @@ set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN=${BIN:-$ROOT/target/release/hsm-demo}
 KLOOP=${KLOOP:-$ROOT/target/release/examples/keygen_csr_loop}
+PLOOP=${PLOOP:-$ROOT/target/release/examples/hsm_pool_loop}
 PY=${PY:-$ROOT/.venv/bin/python}
 AWS_CLI=${AWS_CLI:-$ROOT/.venv-awscli/bin/aws}
 OUT=${OUT:-$ROOT/docs/benchmarks.md}
@@ -27,8 +30,8 @@ MODULE=${HSM_DEMO_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 PIN=123456
 HERE=$ROOT/scripts/bench
 
-BIN=$(realpath "$BIN"); KLOOP=$(realpath "$KLOOP")
-for x in "$BIN" "$KLOOP" "$PY" "$AWS_CLI"; do
+BIN=$(realpath "$BIN"); KLOOP=$(realpath "$KLOOP"); PLOOP=$(realpath "$PLOOP")
+for x in "$BIN" "$KLOOP" "$PLOOP" "$PY" "$AWS_CLI"; do
   [ -x "$x" ] || { echo "error: $x missing (make bench-provision builds and installs it)" >&2; exit 1; }
 done
 for c in softhsm2-util pkcs11-tool openssl python3 /usr/bin/time; do
@@ -162,6 +165,9 @@ if has 3; then
 fi
 
 # --- 4. HSM side: keygen + CSR per device, 1/2/4 workers vs a plain cryptoki loop -----------------
+# Three sides, each on a fresh token: the plain loop (cryptoki directly), hsm-demo's worker pool
+# (the HSM half of provision --manifest, examples/hsm_pool_loop.rs) and the per-device CLI
+# (generate-key + pca csr processes, scripts/bench/hsm-side.sh).
 if has 4; then
   echo "bench-provision: 4. HSM side, $N4 devices per configuration, workers: $WORKERS"
   for w in $WORKERS; do
@@ -170,12 +176,17 @@ if has 4; then
     echo "bench-provision:   plain loop, $w thread(s): $line"
     # shellcheck disable=SC2046
     record bench="loop$w" workers="$w" $(echo "$line" | tr ' ' '\n' | grep -E '^(seconds|rate|errors|devices)=')
-    conf=$(new_token "hsm$w")
-    python3 "$HERE/make-manifest.py" "$N4" h$w > "$WORK/m4-$w.csv"
-    SOFTHSM2_CONF=$conf HSM_DEMO_TOKEN=hsm$w bash "$HERE/hsm-side.sh" "$BIN" "$WORK/m4-$w.csv" "$w" "$WORK/hsm$w" > "$WORK/hsm$w.txt"
-    echo "bench-provision:   hsm-demo, $w worker(s): $(cat "$WORK/hsm$w.txt")"
+    conf=$(new_token "pool$w")
+    line=$(SOFTHSM2_CONF=$conf "$PLOOP" "$MODULE" "pool$w" "$N4" "$w" dev)
+    echo "bench-provision:   hsm-demo worker pool, $w worker(s): $line"
     # shellcheck disable=SC2046
-    record bench="hsm$w" workers="$w" $(tr ' ' '\n' < "$WORK/hsm$w.txt" | grep -E '^(seconds|rate|errors|devices|mode)=')
+    record bench="pool$w" workers="$w" $(echo "$line" | tr ' ' '\n' | grep -E '^(seconds|rate|errors|devices|retried)=')
+    conf=$(new_token "cli$w")
+    python3 "$HERE/make-manifest.py" "$N4" c$w > "$WORK/m4-$w.csv"
+    SOFTHSM2_CONF=$conf HSM_DEMO_TOKEN=cli$w bash "$HERE/hsm-side.sh" "$BIN" "$WORK/m4-$w.csv" "$w" "$WORK/cli$w" > "$WORK/cli$w.txt"
+    echo "bench-provision:   hsm-demo CLI per device, $w parallel: $(cat "$WORK/cli$w.txt")"
+    # shellcheck disable=SC2046
+    record bench="cli$w" workers="$w" $(tr ' ' '\n' < "$WORK/cli$w.txt" | grep -E '^(seconds|rate|errors|devices)=')
   done
 fi
 

@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """Counts the per-device results of `hsm-demo --json provision --manifest` (one JSON object a line).
 
-  count-results.py FILE   ->   issued=N present=N failed=N throttled=N lines=N
+  count-results.py FILE   ->   issued=N present=N failed=N throttled=N skipped=N other=N lines=N
+                               absorbed=N issue_calls=N
 
-A device line names its outcome in `status` (or `outcome`/`result`): issued, already-present
-(any of already*/present/skipped), failed (also any line with an `error`). `throttled` counts
-failed lines whose error mentions throttling (Throttling/Rate exceeded/TooManyRequests): the
-benchmark's "throttling errors surfacing to the user". A summary line (no device id) is ignored.
+A device line names its outcome in `status`: issued, already-present, failed (also any line with an
+`error`), skipped. `throttled` counts failed lines whose error mentions throttling
+(Throttling/Rate exceeded/TooManyRequests): the benchmark's "throttling errors surfacing to the
+user". From the summary object (no device id): `absorbed` = throttling answers retried (sum over
+operations of `throttled`), `issue_calls` = IssueCertificate calls of the run.
 """
 import json
 import sys
 
 
 def main() -> None:
-    counts = {"issued": 0, "present": 0, "failed": 0, "throttled": 0, "other": 0, "lines": 0}
+    counts = {"issued": 0, "present": 0, "failed": 0, "throttled": 0, "skipped": 0, "other": 0, "lines": 0,
+              "absorbed": 0, "issue_calls": 0}
     with open(sys.argv[1]) as f:
         for raw in f:
             raw = raw.strip()
@@ -23,7 +26,15 @@ def main() -> None:
                 r = json.loads(raw)
             except ValueError:
                 continue
-            if not isinstance(r, dict) or not (r.get("device_id") or r.get("device")):
+            if not isinstance(r, dict):
+                continue
+            if not r.get("device_id"):
+                summary = r.get("summary", r)
+                if isinstance(summary, dict) and "issued" in summary:
+                    throttled = summary.get("throttled") or {}
+                    if isinstance(throttled, dict):
+                        counts["absorbed"] = sum(int(v) for v in throttled.values())
+                    counts["issue_calls"] = int(summary.get("issue_calls") or 0)
                 continue
             counts["lines"] += 1
             status = str(r.get("status") or r.get("outcome") or r.get("result") or "").lower()
@@ -35,8 +46,10 @@ def main() -> None:
                     counts["throttled"] += 1
             elif status == "issued":
                 counts["issued"] += 1
-            elif status.startswith("already") or status in ("present", "skipped", "done"):
+            elif status.startswith("already"):
                 counts["present"] += 1
+            elif status == "skipped":
+                counts["skipped"] += 1
             else:
                 counts["other"] += 1
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
