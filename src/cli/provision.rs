@@ -1,12 +1,14 @@
 //! `hsm-demo provision --ca-arn ARN --device-id ID`: the whole flow for one device, step by step.
 
+use std::path::PathBuf;
+
 use crate::cli::common::print_bytes;
 use crate::cli::pca::{block_on, print_issued, AwsArgs, IssueCommon, SubjectArgs};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::hsm::session::HsmSession;
 use crate::pca::aws::AwsClients;
-use crate::pca::issue::Issuer;
+use crate::pca::issue::{Issuer, Template};
 use crate::pca::output::write_cert_files;
 use crate::pca::provision::{provision_device, DeviceRequest, SessionKeys, Step};
 
@@ -20,15 +22,55 @@ Examples:
   export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 HSM_DEMO_PIN=123456
   hsm-demo provision --ca-arn $CA_ARN --device-id device-42
   hsm-demo provision --ca-arn $CA_ARN --device-id device-43 --validity 12h --template server --san-dns d43.example.org
-  hsm-demo --json provision --ca-arn $CA_ARN --device-id device-42 --out-dir certs";
+  hsm-demo --json provision --ca-arn $CA_ARN --device-id device-42 --out-dir certs
+
+Fleets (--manifest): the whole manifest is validated first (malformed line, duplicate device id,
+unknown template, empty: one-line error naming the line, exit 2, nothing issued). Keys and CSRs
+are made by --concurrency HSM sessions; IssueCertificate and GetCertificate are paced by token
+buckets at --issue-tps / --get-tps and slowed further when AWS throttles (throttled calls are
+retried, never reported). Progress: a bar on a terminal, a line every 10 s otherwise; then a
+summary. --json: one JSON object per device on stdout, then {\"summary\": {...}}. A failed device
+does not stop the batch; it gets a FAILED marker in the registry, and --retry-failed reruns only
+those. Rerun after Ctrl-C, a crash or a failure to resume: recorded devices are skipped, nothing
+is issued twice. Several processes (or hosts) may run the same manifest: they share the work.
+Exit status: 0 all devices issued or already present, 1 some failed, 2 usage or manifest error,
+130 interrupted (Ctrl-C; rerun to resume).
+  hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv
+  hsm-demo --json provision --ca-arn $CA_ARN --manifest fleet.jsonl --concurrency 4 --out-dir certs
+  hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv --retry-failed";
 
 /// `provision` arguments.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Issuance options.
-    #[command(flatten)]
-    pub common: IssueCommon,
+    /// ARN of the issuing CA (arn:aws:acm-pca:<region>:<account>:certificate-authority/<uuid>)
+    #[arg(long, env = "HSM_DEMO_CA_ARN", value_name = "ARN")]
+    pub ca_arn: String,
+
+    /// Device id: 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'
+    #[arg(long, value_name = "ID", required_unless_present = "manifest")]
+    pub device_id: Option<String>,
+
+    /// Fleet manifest: CSV (header device_id,cn,san_dns,san_uri,template; SANs separated by ';') or JSON lines; validated as a whole before any AWS call
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["device_id", "key_label", "cn", "san_dns", "san_uri"])]
+    pub manifest: Option<PathBuf>,
+
+    /// Certificate template: client (clientAuth), server (serverAuth) or plain (EndEntityCertificate); with --manifest, the default for entries without one
+    #[arg(long, value_enum, default_value_t = Template::Client)]
+    pub template: Template,
+
+    /// Validity: 12h, 30d, 2w, 6m, 1y (sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
+    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    pub validity: String,
+
+    /// Directory for <device-id>.cert.pem and <device-id>.chain.pem [default: . for one device; with --manifest, no files unless given]
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Maximum seconds to wait for a certificate to be issued (certificate_issued waiter)
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub wait_secs: u64,
+
     /// Subject (CN defaults to the device id).
     #[command(flatten)]
     pub subject: SubjectArgs,
@@ -38,6 +80,27 @@ pub struct Args {
     /// Curve for a new key: p256 or p384
     #[arg(long, default_value = "p256", value_name = "CURVE")]
     pub curve: String,
+
+    /// --manifest: HSM worker threads, one PKCS#11 session each (key generation is serialised, CSR signing runs in parallel)
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// --manifest: client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
+    #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_ISSUE_TPS, value_name = "TPS")]
+    pub issue_tps: f64,
+
+    /// --manifest: client-side limit on GetCertificate requests per second (AWS's default quota: 75)
+    #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_GET_TPS, value_name = "TPS")]
+    pub get_tps: f64,
+
+    /// --manifest: devices in flight at once [default: 2 x issue-tps, at least 4 x concurrency, at most 256]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub in_flight: Option<u16>,
+
+    /// --manifest: provision only the devices whose last attempt failed (FAILED marker in the registry)
+    #[arg(long)]
+    pub retry_failed: bool,
+
     /// AWS options.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -45,7 +108,22 @@ pub struct Args {
 
 /// Runs `provision`.
 pub fn run(a: Args, g: &Global) -> Result<()> {
-    let (ca, device, opts) = a.common.validate()?;
+    if let Some(m) = a.manifest.clone() {
+        return run_manifest(a, m, g);
+    }
+    if a.retry_failed {
+        // clap drops `requires` when the required argument conflicts with one given (--device-id).
+        usage_exit(Error::input("--retry-failed needs --manifest"));
+    }
+    let common = IssueCommon {
+        ca_arn: a.ca_arn.clone(),
+        device_id: a.device_id.clone().unwrap_or_default(),
+        template: a.template,
+        validity: a.validity.clone(),
+        out_dir: a.out_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+        wait_secs: a.wait_secs,
+    };
+    let (ca, device, opts) = common.validate()?;
     let mut req = DeviceRequest::new(device.clone());
     req.csr = a.subject.request(Some(device.as_str()));
     req.csr.validate()?;
@@ -58,7 +136,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     // Log in before any AWS call: a wrong PIN or missing token fails first, with nothing recorded.
     let session = HsmSession::connect(&g.connect_options())?;
-    let out_dir = a.common.out_dir.clone();
+    let out_dir = common.out_dir.clone();
     let json = g.json;
     let p = block_on(async {
         let clients = AwsClients::load(&a.aws.options()).await?;
@@ -88,4 +166,150 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         &files,
         serde_json::json!({"key_label": p.key_label, "key": p.key}),
     )
+}
+
+/// Exits with status 2 after a one-line error: usage and manifest errors, before anything ran.
+fn usage_exit(e: Error) -> ! {
+    eprintln!("error: {}", e.one_line());
+    std::process::exit(2)
+}
+
+/// `provision --manifest FILE`: batch provisioning (see [`crate::pca::batch`]).
+fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use crate::pca::aws::AwsOptions;
+    use crate::pca::batch::{run_batch, summary_text, BatchOptions};
+    use crate::pca::hsm_pool::HsmPool;
+    use crate::pca::ids::CaArn;
+    use crate::pca::issue::IssueOptions;
+    use crate::pca::ratelimit::{RateLimits, Shaper};
+    use crate::pca::validity::ValiditySpec;
+
+    // 1. Everything local, before the HSM or AWS: exit 2 on any error.
+    let ca = CaArn::parse(&a.ca_arn).unwrap_or_else(|e| usage_exit(e));
+    let validity = ValiditySpec::parse(&a.validity).unwrap_or_else(|e| usage_exit(e));
+    let curve = crate::hsm::ec::Curve::parse(&a.curve).unwrap_or_else(|e| usage_exit(e));
+    if let Some(d) = &a.out_dir {
+        if !d.is_dir() {
+            usage_exit(Error::input(format!(
+                "--out-dir {} is not a directory",
+                d.display()
+            )));
+        }
+    }
+    let limits = RateLimits {
+        issue_tps: a.issue_tps,
+        get_tps: a.get_tps,
+        ..RateLimits::default()
+    };
+    let shaper = Shaper::new(limits).unwrap_or_else(|e| usage_exit(e));
+    let info = crate::pca::manifest::validate(&manifest).unwrap_or_else(|e| usage_exit(e));
+    let concurrency = usize::from(a.concurrency);
+    let in_flight = match a.in_flight {
+        Some(n) => usize::from(n),
+        None => ((a.issue_tps * 2.0).ceil() as usize).clamp((4 * concurrency).max(8), 256),
+    };
+
+    // 2. The HSM: log in once (a wrong PIN fails here, before any AWS call), then the workers.
+    let copts = g.connect_options();
+    let mut main = HsmSession::open(&copts)?;
+    let pin = copts.pin.get(main.token_label())?;
+    main.login_with_pin(&pin)?;
+    let token_serial = main.token().serial.clone();
+    let pool = Arc::new(HsmPool::start(
+        main.module(),
+        Some(&token_serial),
+        &pin,
+        concurrency,
+    )?);
+    drop(pin);
+
+    let opts = BatchOptions {
+        manifest,
+        ca: ca.clone(),
+        issue: IssueOptions {
+            template: a.template,
+            validity,
+            wait: std::time::Duration::from_secs(a.wait_secs.max(1)),
+            ..IssueOptions::default()
+        },
+        table: a.aws.table.clone(),
+        in_flight,
+        out_dir: a.out_dir.clone(),
+        retry_failed: a.retry_failed,
+        curve,
+        json: g.json,
+        progress: true,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let aws_opts = AwsOptions {
+        shaper: Some(shaper.clone()),
+        ..a.aws.options()
+    };
+    let res = block_on(async {
+        let (stop2, notify2) = (stop.clone(), notify.clone());
+        let signals = tokio::spawn(async move {
+            let mut seen = 0;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                seen += 1;
+                if seen == 1 {
+                    stop2.store(true, Ordering::SeqCst);
+                    notify2.notify_one();
+                    eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
+                } else {
+                    eprintln!("second interrupt: exiting now; rerun the same command to resume");
+                    std::process::exit(130);
+                }
+            }
+        });
+        let r = async {
+            let clients = AwsClients::load(&aws_opts).await?;
+            run_batch(
+                &opts,
+                &info,
+                &clients,
+                pool.clone(),
+                Some(&shaper),
+                stop,
+                notify,
+            )
+            .await
+        }
+        .await;
+        signals.abort();
+        r
+    })?;
+    // Workers end (sessions close) before the module is finalised with the main session.
+    drop(pool);
+    drop(main);
+    let s = res?;
+    if g.json {
+        print_bytes(format!("{}\n", serde_json::json!({ "summary": s })).as_bytes())?;
+    } else {
+        print_bytes(summary_text(&s).as_bytes())?;
+    }
+    if s.interrupted {
+        std::process::exit(130);
+    }
+    if let Some(why) = &s.stopped {
+        return Err(Error::Other(format!(
+            "{} of {} devices failed; {why}",
+            s.failed, s.devices
+        )));
+    }
+    if s.failed > 0 {
+        let first = s
+            .failures
+            .first()
+            .map(|f| format!(" (first: {} line {}: {})", f.device_id, f.line, f.error))
+            .unwrap_or_default();
+        return Err(Error::Other(format!(
+            "{} of {} devices failed{first}; rerun with --retry-failed",
+            s.failed, s.devices
+        )));
+    }
+    Ok(())
 }

@@ -10,8 +10,10 @@
 //! - [`registry::Registry`] — look-ups and the table itself; [`revoke::revoke`].
 
 pub mod aws;
+pub mod batch;
 pub mod ca;
 pub mod csr;
+pub mod failed;
 pub mod hsm_pool;
 pub mod ids;
 pub mod issue;

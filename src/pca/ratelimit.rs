@@ -190,9 +190,9 @@ impl Shaper {
         builder: aws_sdk_acmpca::config::Builder,
         inner: Option<SharedHttpClient>,
     ) -> Result<aws_sdk_acmpca::config::Builder> {
-        let inner = inner.ok_or_else(|| {
+        let inner = inner.or_else(default_http_client).ok_or_else(|| {
             Error::Aws(
-                "internal: the AWS configuration has no HTTP client to shape (aws-config built without its default HTTPS client?)"
+                "internal: no default HTTP client to shape (AWS SDK built without its default HTTPS client?)"
                     .into(),
             )
         })?;
@@ -203,6 +203,18 @@ impl Shaper {
             })
             .interceptor(Feedback(self.clone())))
     }
+}
+
+/// The HTTP client the SDK would install by default (its own default plugin, latest behavior).
+fn default_http_client() -> Option<SharedHttpClient> {
+    use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
+    let plugin = aws_smithy_runtime::client::defaults::default_http_client_plugin_v2(
+        BehaviorVersion::latest(),
+    )?;
+    let base = RuntimeComponentsBuilder::new("hsm-demo shaped client");
+    plugin.runtime_components(&base).http_client()
 }
 
 #[derive(Debug)]

@@ -1,0 +1,649 @@
+//! Batch provisioning (`provision --manifest`): a fleet manifest streamed through a bounded
+//! pipeline — reader → at most `in_flight` devices in flight (async, AWS side) → an HSM worker
+//! pool (`concurrency` sessions) — with client-side rate limits on ACM PCA, progress, a summary,
+//! resumability and scale-out through the registry.
+//!
+//! ```text
+//!  manifest ──(blocking reader, bounded queue)──► device tasks (≤ in_flight)
+//!                                                   │ provision_device: begin (Query/claim)
+//!                                                   │   ├─ HSM: PoolKeys → HsmPool (N threads/sessions)
+//!                                                   │   └─ complete: IssueCertificate ─┐ token buckets
+//!                                                   │        wait + GetCertificate ────┘ (ratelimit.rs)
+//!                                                   ▼        record (TransactWriteItems)
+//!                                             reporter: counters, failed list (bounded), JSON lines
+//! ```
+//!
+//! - Memory is flat in the number of devices: the reader holds one line, the queue and the task
+//!   set are bounded, finished devices leave only counters behind (and at most
+//!   [`MAX_FAILURES_KEPT`] failure reasons; the rest are counted and carry FAILED markers in the
+//!   registry). Devices another runner holds are deferred (kept in memory — in a single-runner
+//!   batch there are none) and retried after the first pass.
+//! - Resumable: each device goes through the same intent state machine as single-device
+//!   `provision`, so a rerun after Ctrl-C, SIGKILL or a failure skips recorded devices, completes
+//!   stored ARNs and reissues nothing.
+//! - Scale-out: in the first pass a device whose intent is held by another live runner is not
+//!   waited for but deferred; runners on one manifest therefore spread over different devices, and
+//!   the registry's conditional writes guarantee no device is issued twice.
+//! - Ctrl-C: feeding stops, in-flight devices finish (each is recorded atomically or left
+//!   resumable), the summary is printed and the caller exits 130; a second Ctrl-C exits at once
+//!   (state is then exactly as after SIGKILL: resumable).
+//! - Failures do not stop the batch (but [`MAX_CONSECUTIVE_FAILURES`] failures in a row with no
+//!   success do: the cause is then global — endpoint, credentials, CA — not per device).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::{Error, Result};
+use crate::hsm::ec::Curve;
+use crate::pca::aws::AwsClients;
+use crate::pca::failed::{clear_failed, get_failed, mark_failed};
+use crate::pca::hsm_pool::{HsmPool, PoolKeys};
+use crate::pca::ids::CaArn;
+use crate::pca::issue::{IssueOptions, Issuer, Template};
+use crate::pca::manifest::{Entry, ManifestInfo, ManifestReader};
+use crate::pca::output::write_cert_files;
+use crate::pca::provision::{provision_device, DeviceRequest, KeyOutcome};
+use crate::pca::ratelimit::{Shaper, ShaperStats};
+
+/// Failure reasons kept for the summary; further failures are only counted.
+pub const MAX_FAILURES_KEPT: usize = 100;
+/// This many failures in a row, with no success in the run, stop the batch.
+pub const MAX_CONSECUTIVE_FAILURES: u64 = 50;
+/// Interval of the plain progress lines when stderr is not a terminal.
+pub const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// What the batch needs besides the clients and the HSM pool.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    /// The manifest (already validated).
+    pub manifest: PathBuf,
+    /// Issuing CA.
+    pub ca: CaArn,
+    /// Issuance options; `template` is the default for entries without one.
+    pub issue: IssueOptions,
+    /// Registry table.
+    pub table: String,
+    /// Devices in flight at once (AWS side).
+    pub in_flight: usize,
+    /// Write `<id>.cert.pem` / `<id>.chain.pem` here.
+    pub out_dir: Option<PathBuf>,
+    /// Only devices with a FAILED marker.
+    pub retry_failed: bool,
+    /// Curve of new keys.
+    pub curve: Curve,
+    /// One JSON object per device on stdout (+ a summary object).
+    pub json: bool,
+    /// Show progress (bar on a terminal, plain lines otherwise) on stderr.
+    pub progress: bool,
+}
+
+/// How a device ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Issued and recorded by this run.
+    Issued,
+    /// It already had its certificate (earlier run, or another runner).
+    AlreadyPresent,
+    /// This attempt failed.
+    Failed,
+    /// `--retry-failed`: the device has no FAILED marker, so it was not touched.
+    Skipped,
+}
+
+/// One device's result (printed, counted, then dropped).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeviceResult {
+    /// Device id.
+    pub device_id: String,
+    /// Manifest line.
+    pub line: u64,
+    /// Outcome.
+    pub status: Status,
+    /// Serial (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Certificate ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_arn: Option<String>,
+    /// What happened to the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyOutcome>,
+    /// Whether this run called IssueCertificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub called_issue: bool,
+    /// Files written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::pca::output::CertFiles>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A failure kept for the summary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Failure {
+    /// Device id.
+    pub device_id: String,
+    /// Manifest line.
+    pub line: u64,
+    /// Reason (one line).
+    pub error: String,
+}
+
+/// The end-of-run summary.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Devices in the manifest.
+    pub devices: u64,
+    /// Issued by this run.
+    pub issued: u64,
+    /// Already provisioned.
+    pub already_present: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Not touched (`--retry-failed`: no FAILED marker).
+    pub skipped: u64,
+    /// Not started because the run was interrupted or stopped.
+    pub not_started: u64,
+    /// Ctrl-C stopped the run.
+    pub interrupted: bool,
+    /// The run stopped early for this reason (consecutive failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Wall time (s).
+    pub elapsed_s: f64,
+    /// Devices finished per second.
+    pub rate_per_s: f64,
+    /// IssueCertificate calls made by this run.
+    pub issue_calls: u64,
+    /// Devices deferred because another runner held them (then retried).
+    pub deferred: u64,
+    /// Transient HSM errors retried.
+    pub hsm_retries: u64,
+    /// Throttling answers absorbed (retried) per operation.
+    pub throttled: HashMap<String, u64>,
+    /// Failures (at most [`MAX_FAILURES_KEPT`]).
+    pub failures: Vec<Failure>,
+    /// Failures not listed.
+    pub failures_not_listed: u64,
+}
+
+impl Summary {
+    /// Devices that ended issued or already present.
+    pub fn done(&self) -> u64 {
+        self.issued + self.already_present
+    }
+}
+
+struct Ctx {
+    clients: AwsClients,
+    table: String,
+    /// Per template: (first pass: never waits for a peer, deferred pass: waits).
+    issuers: Vec<(Template, Issuer, Issuer)>,
+    default_template: Template,
+    pool: Arc<HsmPool>,
+    out_dir: Option<PathBuf>,
+    retry_failed: bool,
+    curve: Curve,
+    owner: String,
+}
+
+fn is_busy(e: &Error) -> bool {
+    // issue.rs: a live runner holds the device's intent (begin with peer_wait = 0), or took it
+    // over between our claim and our parameters.
+    let m = e.to_string();
+    m.contains("is being issued by another runner")
+        || m.contains("lost the intent to another runner")
+}
+
+enum Outcome {
+    Result(DeviceResult),
+    Busy(Entry),
+}
+
+async fn one(ctx: Arc<Ctx>, entry: Entry, deferred_pass: bool) -> Outcome {
+    let mut res = DeviceResult {
+        device_id: entry.device.to_string(),
+        line: entry.line,
+        status: Status::Failed,
+        serial: None,
+        cert_arn: None,
+        key: None,
+        called_issue: false,
+        files: None,
+        error: None,
+    };
+    let had_marker = if ctx.retry_failed {
+        match get_failed(&ctx.clients, &ctx.table, &entry.device).await {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                res.status = Status::Skipped;
+                return Outcome::Result(res);
+            }
+            Err(e) => {
+                res.error = Some(e.one_line());
+                return Outcome::Result(res);
+            }
+        }
+    } else {
+        false
+    };
+    let template = entry.template.unwrap_or(ctx.default_template);
+    let Some((_, first, patient)) = ctx.issuers.iter().find(|(t, _, _)| *t == template) else {
+        res.error = Some(format!("internal: no issuer for template {template:?}"));
+        return Outcome::Result(res);
+    };
+    let issuer = if deferred_pass { patient } else { first };
+    let req = DeviceRequest {
+        device: entry.device.clone(),
+        csr: entry.csr.clone(),
+        key_label: entry.device.key_label(),
+        curve: ctx.curve,
+    };
+    let mut keys = PoolKeys(&ctx.pool);
+    match provision_device(issuer, &mut keys, &req, &mut |_| {}).await {
+        Ok(p) => {
+            res.status = if p.issued.fresh {
+                Status::Issued
+            } else {
+                Status::AlreadyPresent
+            };
+            res.serial = Some(p.issued.record.serial.clone());
+            res.cert_arn = Some(p.issued.record.cert_arn.clone());
+            res.key = Some(p.key);
+            res.called_issue = p.issued.called_issue;
+            if let Some(dir) = &ctx.out_dir {
+                match write_cert_files(dir, &entry.device, &p.issued.cert_pem, &p.issued.chain_pem)
+                {
+                    Ok(f) => res.files = Some(f),
+                    Err(e) => {
+                        // The certificate is recorded; only the local copy is missing. A rerun
+                        // rewrites it from the registry without issuing.
+                        res.status = Status::Failed;
+                        res.error = Some(format!(
+                            "issued and recorded (serial {}), but writing its files failed: {}",
+                            p.issued.record.serial,
+                            e.one_line()
+                        ));
+                    }
+                }
+            }
+            if had_marker && res.status != Status::Failed {
+                if let Err(e) = clear_failed(&ctx.clients, &ctx.table, &entry.device).await {
+                    tracing::warn!(device = %entry.device, "could not clear the FAILED marker: {e}");
+                }
+            }
+        }
+        Err(e) if !deferred_pass && is_busy(&e) => return Outcome::Busy(entry),
+        Err(e) => res.error = Some(e.one_line()),
+    }
+    if res.status == Status::Failed {
+        let msg = res.error.clone().unwrap_or_default();
+        if let Err(e) = mark_failed(&ctx.clients, &ctx.table, &entry.device, &msg, &ctx.owner).await
+        {
+            tracing::warn!(device = %entry.device, "could not record the FAILED marker: {e}");
+        }
+    }
+    Outcome::Result(res)
+}
+
+/// Progress and per-device output.
+struct Reporter {
+    json: bool,
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    last_plain: Instant,
+    start: Instant,
+    total: u64,
+}
+
+impl Reporter {
+    fn new(total: u64, json: bool, progress: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (progress && tty).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Reporter {
+            json,
+            bar,
+            plain: progress && !tty,
+            last_plain: Instant::now(),
+            start: Instant::now(),
+            total,
+        }
+    }
+
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn device(&mut self, r: &DeviceResult, s: &Summary) {
+        if self.json {
+            if let Ok(text) = serde_json::to_string(r) {
+                let out = std::io::stdout();
+                let mut lock = out.lock();
+                let _ = writeln!(lock, "{text}");
+                let _ = lock.flush();
+            }
+        }
+        if r.status == Status::Failed && !self.json {
+            self.note(&format!(
+                "device {} (line {}) failed: {}",
+                r.device_id,
+                r.line,
+                r.error.as_deref().unwrap_or("?")
+            ));
+        }
+        let finished = s.done() + s.failed + s.skipped;
+        if let Some(b) = &self.bar {
+            b.set_position(finished);
+            b.set_message(format!(
+                "issued {} present {} failed {}",
+                s.issued, s.already_present, s.failed
+            ));
+        } else if self.plain && self.last_plain.elapsed() >= PLAIN_PROGRESS_EVERY {
+            self.last_plain = Instant::now();
+            eprintln!(
+                "{}",
+                progress_line(s, finished, self.total, self.start.elapsed())
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn progress_line(s: &Summary, finished: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let rate = finished as f64 / secs;
+    let eta = if rate > 0.0 {
+        let left = total.saturating_sub(finished) as f64 / rate;
+        format!("{}m{:02}s", (left / 60.0) as u64, (left % 60.0) as u64)
+    } else {
+        "?".into()
+    };
+    format!(
+        "progress: {finished}/{total} devices ({:.0}%), issued {}, already present {}, failed {}, {rate:.1}/s, ETA {eta}",
+        100.0 * finished as f64 / total.max(1) as f64,
+        s.issued,
+        s.already_present,
+        s.failed
+    )
+}
+
+/// Runs the batch. `stop` is set by the caller's Ctrl-C handling (or by this function on a
+/// second signal it does not see); the returned summary says whether the run was interrupted.
+pub async fn run_batch(
+    opts: &BatchOptions,
+    info: &ManifestInfo,
+    clients: &AwsClients,
+    pool: Arc<HsmPool>,
+    shaper: Option<&Shaper>,
+    stop: Arc<AtomicBool>,
+    stop_notify: Arc<tokio::sync::Notify>,
+) -> Result<Summary> {
+    let start = Instant::now();
+    // One issuer pair per template the run can use (CA loaded once each).
+    let mut templates = info.templates.clone();
+    if !templates.contains(&opts.issue.template) {
+        templates.push(opts.issue.template);
+    }
+    let mut issuers = Vec::new();
+    for t in templates {
+        let first = IssueOptions {
+            template: t,
+            peer_wait: Duration::ZERO,
+            ..opts.issue.clone()
+        };
+        let patient = IssueOptions {
+            template: t,
+            ..opts.issue.clone()
+        };
+        let a = Issuer::new(clients, &opts.table, &opts.ca, first).await?;
+        let b = Issuer::new(clients, &opts.table, &opts.ca, patient).await?;
+        issuers.push((t, a, b));
+    }
+    if let Some((_, a, _)) = issuers.first() {
+        a.registry().check_table().await?;
+    }
+    let ctx = Arc::new(Ctx {
+        clients: clients.clone(),
+        table: opts.table.clone(),
+        issuers,
+        default_template: opts.issue.template,
+        pool: pool.clone(),
+        out_dir: opts.out_dir.clone(),
+        retry_failed: opts.retry_failed,
+        curve: opts.curve,
+        owner: crate::pca::owner::current().to_string(),
+    });
+
+    // Reader: a blocking thread streaming entries into a bounded queue.
+    let in_flight = opts.in_flight.max(1);
+    let (tx, mut rx) = mpsc::channel::<Result<Entry>>(in_flight);
+    let path = opts.manifest.clone();
+    let reader_stop = stop.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut r = match ManifestReader::open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            if reader_stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match r.next_entry() {
+                Ok(Some(e)) => {
+                    if tx.blocking_send(Ok(e)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut s = Summary {
+        devices: info.devices,
+        ..Summary::default()
+    };
+    let mut rep = Reporter::new(info.devices, opts.json, opts.progress);
+    let mut set: JoinSet<Outcome> = JoinSet::new();
+    let mut deferred: Vec<Entry> = Vec::new();
+    let mut consecutive_failures = 0u64;
+    let mut fatal: Option<Error> = None;
+    let mut feed_done = false;
+
+    let handle = |o: Outcome,
+                  s: &mut Summary,
+                  deferred: &mut Vec<Entry>,
+                  rep: &mut Reporter,
+                  consecutive: &mut u64| {
+        match o {
+            Outcome::Busy(e) => {
+                s.deferred += 1;
+                deferred.push(e);
+            }
+            Outcome::Result(r) => {
+                if r.called_issue {
+                    s.issue_calls += 1;
+                }
+                match r.status {
+                    Status::Issued => s.issued += 1,
+                    Status::AlreadyPresent => s.already_present += 1,
+                    Status::Skipped => s.skipped += 1,
+                    Status::Failed => {
+                        s.failed += 1;
+                        if s.failures.len() < MAX_FAILURES_KEPT {
+                            s.failures.push(Failure {
+                                device_id: r.device_id.clone(),
+                                line: r.line,
+                                error: r.error.clone().unwrap_or_default(),
+                            });
+                        } else {
+                            s.failures_not_listed += 1;
+                        }
+                    }
+                }
+                if r.status == Status::Failed {
+                    *consecutive += 1;
+                } else if r.status != Status::Skipped {
+                    *consecutive = 0;
+                }
+                rep.device(&r, s);
+            }
+        }
+    };
+
+    // First pass: the manifest.
+    loop {
+        let stopping = stop.load(Ordering::Relaxed) || s.stopped.is_some() || fatal.is_some();
+        if stopping && set.is_empty() {
+            break;
+        }
+        if feed_done && set.is_empty() {
+            break;
+        }
+        let can_feed = !stopping && !feed_done && set.len() < in_flight;
+        tokio::select! {
+            biased;
+            _ = stop_notify.notified() => {}
+            Some(j) = set.join_next(), if !set.is_empty() => {
+                match j {
+                    Ok(o) => handle(o, &mut s, &mut deferred, &mut rep, &mut consecutive_failures),
+                    Err(e) => fatal = Some(Error::Other(format!("internal: a device task panicked: {e}"))),
+                }
+                if consecutive_failures >= MAX_CONSECUTIVE_FAILURES && s.done() == 0 && s.stopped.is_none() {
+                    let last = s.failures.last().map(|f| f.error.clone()).unwrap_or_default();
+                    s.stopped = Some(format!("stopped after {consecutive_failures} consecutive failures with no success (last: {last})"));
+                }
+            }
+            e = rx.recv(), if can_feed => match e {
+                Some(Ok(entry)) => { set.spawn(one(ctx.clone(), entry, false)); }
+                Some(Err(e)) => fatal = Some(e),
+                None => feed_done = true,
+            },
+        }
+    }
+
+    // Deferred pass: devices another runner held; now wait for it (bounded) and pick up its result.
+    let mut queue = std::mem::take(&mut deferred).into_iter();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed) || s.stopped.is_some() || fatal.is_some();
+        let can_feed = !stopping && set.len() < in_flight;
+        if can_feed {
+            if let Some(entry) = queue.next() {
+                set.spawn(one(ctx.clone(), entry, true));
+                continue;
+            }
+        }
+        if set.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = stop_notify.notified() => {}
+            Some(j) = set.join_next() => match j {
+                Ok(o) => handle(o, &mut s, &mut deferred, &mut rep, &mut consecutive_failures),
+                Err(e) => fatal = Some(Error::Other(format!("internal: a device task panicked: {e}"))),
+            },
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    rep.finish();
+
+    s.interrupted = stop.load(Ordering::Relaxed);
+    let finished = s.done() + s.failed + s.skipped;
+    s.not_started = s.devices.saturating_sub(finished);
+    s.elapsed_s = start.elapsed().as_secs_f64();
+    s.rate_per_s = finished as f64 / s.elapsed_s.max(1e-3);
+    s.hsm_retries = pool.retried();
+    s.throttled = shaper
+        .map(Shaper::stats)
+        .unwrap_or_else(ShaperStats::default)
+        .throttled;
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    Ok(s)
+}
+
+/// The human summary (stdout).
+pub fn summary_text(s: &Summary) -> String {
+    let mut out = format!(
+        "{} devices in {:.1} s ({:.1}/s): issued {}, already present {}, failed {}",
+        s.devices, s.elapsed_s, s.rate_per_s, s.issued, s.already_present, s.failed
+    );
+    if s.skipped > 0 {
+        out.push_str(&format!(", skipped {} (no FAILED marker)", s.skipped));
+    }
+    if s.not_started > 0 {
+        out.push_str(&format!(", not started {}", s.not_started));
+    }
+    out.push('\n');
+    if !s.throttled.is_empty() {
+        let mut t: Vec<_> = s.throttled.iter().collect();
+        t.sort();
+        out.push_str(&format!(
+            "throttling absorbed (retried with backoff): {}\n",
+            t.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for f in &s.failures {
+        out.push_str(&format!(
+            "  failed: {} (line {}): {}\n",
+            f.device_id, f.line, f.error
+        ));
+    }
+    if s.failures_not_listed > 0 {
+        out.push_str(&format!(
+            "  … and {} more failures (FAILED markers in the registry; rerun with --retry-failed)\n",
+            s.failures_not_listed
+        ));
+    }
+    if let Some(why) = &s.stopped {
+        out.push_str(&format!("{why}\n"));
+    }
+    if s.interrupted {
+        out.push_str(
+            "interrupted: rerun the same command to resume (recorded devices are skipped, nothing is issued twice)\n",
+        );
+    }
+    out
+}
