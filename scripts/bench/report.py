@@ -127,6 +127,12 @@ def main() -> None:
         w("**3.** Maximum resident set size of the `hsm-demo` process as `/usr/bin/time -v` reports it; both")
         w("runs read their manifest as a stream. The large run's wall time includes the stand-in slowing")
         w("down as it accumulates certificates and the SoftHSM2 file store growing to two objects per device.")
+        if a.n3_large < 10000:
+            sl = num("rss-large", "seconds")
+            w(f"The issue asks for 10,000 devices; this run used {a.n3_large} because the stand-in sustained only "
+              f"{a.n3_large / sl if sl else 0:.1f} devices/s here")
+            w(f"(10,000 would take about {10000 / (a.n3_large / sl) / 60 if sl else 0:.0f} min): "
+              "`make bench-provision BENCHES=3 BENCH_N3_LARGE=10000` runs the full size.")
     if workers:
         w("")
         w("**4.** No target in the issue. `provision --manifest` has no HSM-only mode, so hsm-demo's side is")
