@@ -388,22 +388,44 @@ impl HsmSession {
     /// Loads the module, selects the token, opens a read-write session and logs in. The selection
     /// and the token-flag check before C_Login are retried as in [`open`](Self::open); C_Login
     /// itself runs once (each try could burn a PIN attempt).
+    ///
+    /// One exception, measured on SoftHSM2 with 4 processes: C_Login answering
+    /// CKR_USER_PIN_NOT_INITIALIZED right after C_GetTokenInfo said the user PIN is set (the module
+    /// read the token file mid-rewrite). That code means no PIN was compared, so no attempt was
+    /// spent: it is retried with a fresh C_Initialize like a selection failure, with the PIN
+    /// obtained once. Every other C_Login answer is final.
     pub fn connect(opts: &ConnectOptions) -> Result<HsmSession> {
-        let mut s = Self::open_retrying(opts, |s| s.login_precheck().map(|_| ()))?;
-        s.login(&opts.pin)?;
-        Ok(s)
+        let mut pin: Option<SecretString> = None;
+        Self::open_retrying(opts, |s| {
+            let token = s.login_precheck()?;
+            let p = match &pin {
+                Some(p) => p,
+                None => pin.insert(opts.pin.get(&token)?),
+            };
+            match s.login_with_pin(p) {
+                Ok(()) => Ok(()),
+                Err(error @ Error::PinNotInitialised { .. }) => Err(Failed {
+                    error,
+                    transient: true,
+                }),
+                Err(error) => Err(Failed {
+                    error,
+                    transient: false,
+                }),
+            }
+        })
     }
 
     fn open_retrying(
         opts: &ConnectOptions,
-        check: impl Fn(&HsmSession) -> std::result::Result<(), Failed>,
+        mut check: impl FnMut(&mut HsmSession) -> std::result::Result<(), Failed>,
     ) -> Result<HsmSession> {
         let mut attempt = 1;
         loop {
             let module = Arc::new(Module::load(opts.module.as_deref())?);
             let r = try_select(&module, opts.token.as_deref())
                 .and_then(|(slot, token)| Ok(Self::open_slot(module, slot, token)?))
-                .and_then(|s| check(&s).map(|()| s));
+                .and_then(|mut s| check(&mut s).map(|()| s));
             match r {
                 Ok(s) => return Ok(s),
                 Err(f) if f.transient && attempt < RETRY_ATTEMPTS => {
