@@ -50,7 +50,7 @@ use crate::pca::issue::{IssueOptions, Issuer, Template};
 use crate::pca::manifest::{Entry, ManifestInfo, ManifestReader};
 use crate::pca::output::write_cert_files;
 use crate::pca::provision::{provision_device, DeviceRequest, KeyOutcome};
-use crate::pca::ratelimit::{Shaper, ShaperStats};
+use crate::pca::ratelimit::Shaper;
 
 /// Failure reasons kept for the summary; further failures are only counted.
 pub const MAX_FAILURES_KEPT: usize = 100;
@@ -591,10 +591,7 @@ pub async fn run_batch(
     s.elapsed_s = start.elapsed().as_secs_f64();
     s.rate_per_s = finished as f64 / s.elapsed_s.max(1e-3);
     s.hsm_retries = pool.retried();
-    s.throttled = shaper
-        .map(Shaper::stats)
-        .unwrap_or_else(ShaperStats::default)
-        .throttled;
+    s.throttled = shaper.map(Shaper::stats).unwrap_or_default().throttled;
     if let Some(e) = fatal {
         return Err(e);
     }

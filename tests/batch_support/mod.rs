@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::pca_support::PcaEnv;
 
@@ -142,4 +143,84 @@ pub fn sigint(pid: u32) {
         .status()
         .expect("kill");
     assert!(st.success());
+}
+
+const DEVICES: usize = 200;
+const TRIALS: usize = 20;
+
+/// Runs `TRIALS` batches of the same manifest, each killed with SIGKILL at a random moment, then
+/// reruns to completion (and a `--retry-failed` pass, which clears FAILED markers that devices
+/// failed by faults left before a later run provisioned them).
+pub fn kill_trials_then_rerun(env: &PcaEnv, prefix: &str) {
+    let devs = ids(prefix, DEVICES);
+    let m = write_csv(env, "fleet.csv", &devs);
+    let mut killed = 0;
+    let mut finished_early = 0;
+    let t_trials = Instant::now();
+    let trials: usize = std::env::var("BATCH_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TRIALS);
+    for _ in 0..trials {
+        let mut child = batch_cmd(env, &m, &["--concurrency", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // The random moment of the kill (any moment must be survivable; not a synchronisation).
+        let at = Duration::from_millis(rand::random_range(150..=1500));
+        let t0 = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                finished_early += 1;
+                break;
+            }
+            if t0.elapsed() >= at {
+                child.kill().expect("SIGKILL");
+                killed += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.wait();
+    }
+    eprintln!(
+        "{killed} killed, {finished_early} finished, trials took {:.1} s",
+        t_trials.elapsed().as_secs_f64()
+    );
+    assert!(
+        killed >= trials / 2,
+        "only {killed} of {trials} runs were killed mid-flight ({finished_early} finished)"
+    );
+    // Rerun to completion (faults may fail a few devices: their rerun is the retry).
+    let mut last = None;
+    for _ in 0..3 {
+        let out = batch_cmd(env, &m, &["--concurrency", "2"])
+            .output()
+            .unwrap();
+        let r = parse(&out);
+        let s = r
+            .summary
+            .clone()
+            .unwrap_or_else(|| panic!("no summary: {}", r.stderr));
+        let done = s["issued"].as_u64().unwrap() + s["already_present"].as_u64().unwrap();
+        eprintln!(
+            "rerun: issued {} already present {} failed {} in {:.1} s",
+            s["issued"],
+            s["already_present"],
+            s["failed"],
+            s["elapsed_s"].as_f64().unwrap_or(0.0)
+        );
+        last = Some(s);
+        if r.code == Some(0) {
+            assert_eq!(done, DEVICES as u64);
+            break;
+        }
+    }
+    let s = last.unwrap();
+    assert_eq!(s["failed"], 0, "devices still failing after reruns: {s}");
+    let r = run_ok(env, &m, &["--retry-failed"]);
+    let s = r.summary.unwrap();
+    assert_eq!(s["issued"], 0, "{s}");
+    assert_exactly_one_each(env, &devs);
 }
