@@ -43,6 +43,42 @@ fn assert_exactly_one_each(env: &PcaEnv, devices: &[String]) {
     assert!(stdout_of(&a).contains("no unfinished issuances"));
 }
 
+/// Spawns `provision -v` and returns once the child has logged in to the token (its `logged in`
+/// debug line), with a thread draining the rest of its stderr.
+///
+/// Why wait for the login: SoftHSM2's file object store rewrites `token.object` in place on every
+/// C_Login (truncate + write, no rename), so a SIGKILL inside that write leaves a token that no
+/// process can open again — a property of SoftHSM2's store, not of hsm-demo, and not shared by
+/// kryoptic (SQLite) or hardware HSMs. Before the login hsm-demo has written nothing anywhere, so
+/// every moment of hsm-demo's own crash window (intent, key generation, CSR, IssueCertificate, ARN,
+/// GetCertificate, record) stays a possible kill moment.
+fn spawn_logged_in(env: &PcaEnv, dev: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = env
+        .std_cmd()
+        .args(["-v", "provision", "--ca-arn", env.ca(), "--device-id", dev])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("logged in") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    // Either the login line arrives or the child exits (the sender is dropped): both end the wait.
+    let _ = rx.recv_timeout(Duration::from_secs(60));
+    child
+}
+
 #[test]
 fn sigkill_at_random_moments_then_rerun() {
     let env = PcaEnv::new();
@@ -56,13 +92,7 @@ fn sigkill_at_random_moments_then_rerun() {
     let mut killed = 0;
     for trial in 0..24 {
         let dev = format!("kill-{trial}");
-        let mut child = env
-            .std_cmd()
-            .args(["provision", "--ca-arn", env.ca(), "--device-id", &dev])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = spawn_logged_in(&env, &dev);
         let at = rand::random_range(0..=span);
         // The random moment of the kill (not a synchronisation: any moment must be survivable).
         std::thread::sleep(Duration::from_millis(at));

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::future::Future;
 
-use cryptoki::object::ObjectClass;
+use cryptoki::object::{AttributeType, ObjectClass};
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
@@ -202,17 +202,20 @@ pub fn hsm_csr_locked(
             )?;
             KeyOutcome::Created
         }
-        (1, p) if p >= 1 => KeyOutcome::Reused,
-        (0, _) | (1, 0) => {
+        (1, p) if p >= 1 && pair_is_intact(session, &privs, &pubs)? => KeyOutcome::Reused,
+        (0, _) | (1, _) => {
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
             // The token lock makes "still half a pair? remove it, generate" one step for every
             // hsm-demo process and thread on this host (hsm::lock).
             let lock = TokenLock::acquire(session)?;
-            let now_privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?.len();
-            let now_pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?.len();
-            if now_privs == 1 && now_pubs >= 1 {
+            let now_privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
+            let now_pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?;
+            if now_privs.len() == 1
+                && !now_pubs.is_empty()
+                && pair_is_intact(session, &now_privs, &now_pubs)?
+            {
                 KeyOutcome::Reused
             } else {
                 destroy_keys(session, &spec, &lock)?;
@@ -238,6 +241,35 @@ pub fn hsm_csr_locked(
     let signer = HsmSigner::new(session, &spec)?;
     let csr = build_csr(&req.csr, &signer)?;
     Ok((csr, outcome))
+}
+
+/// False when a key object carries an empty curve or point: SoftHSM2 writes each object file in
+/// place, so a run killed inside C_GenerateKeyPair can leave a labelled object whose CKA_EC_PARAMS
+/// or CKA_EC_POINT is empty. Such a pair can never have signed a CSR, and the caller holds the
+/// device's intent, so it is treated like half a pair (removed and regenerated). A key on a curve
+/// we don't support is intact (never destroyed): it fails later with a clear error.
+fn pair_is_intact(
+    session: &HsmSession,
+    privs: &[cryptoki::object::ObjectHandle],
+    pubs: &[cryptoki::object::ObjectHandle],
+) -> Result<bool> {
+    let non_empty =
+        |h, ty| -> Result<bool> { Ok(session.get_bytes(h, ty)?.is_some_and(|v| !v.is_empty())) };
+    // Some modules do not expose CKA_EC_PARAMS on private keys: only an empty value is broken.
+    for &h in privs {
+        if session
+            .get_bytes(h, AttributeType::EcParams)?
+            .is_some_and(|v| v.is_empty())
+        {
+            return Ok(false);
+        }
+    }
+    for &h in pubs {
+        if !non_empty(h, AttributeType::EcParams)? || !non_empty(h, AttributeType::EcPoint)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Provisions one device: idempotent, resumable, safe with concurrent runners.
