@@ -26,18 +26,19 @@ def yes(ok: bool) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("results")
+    p.add_argument("results", nargs="+", help="results files (JSON lines; later ones override)")
     for a in ("--bin", "--py", "--aws", "--load-start", "--load-end"):
         p.add_argument(a, required=True)
     for a in ("--n1", "--nb", "--n2", "--n3-small", "--n3-large", "--n4"):
         p.add_argument(a, type=int, required=True)
     a = p.parse_args()
     r = {}
-    with open(a.results) as f:
-        for line in f:
-            if line.strip():
-                d = json.loads(line)
-                r[d["bench"]] = d
+    for path in a.results:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    d = json.loads(line)
+                    r[d["bench"]] = d
 
     def num(bench: str, key: str, default: float = 0.0) -> float:
         try:
@@ -51,11 +52,12 @@ def main() -> None:
     w("<!-- bench-provision:start -->")
     w("## Provisioning (`make bench-provision`)")
     w("")
-    w(f"Measured {when} in one run of `scripts/bench-provision.sh`: release builds, one local AWS stand-in")
+    w(f"Measured {when} by `scripts/bench-provision.sh`: release builds, one local AWS stand-in per run")
     w("(moto + `standin/`, started for the run on a free port), a fresh SoftHSM2 token in a temp dir for")
-    w("every configuration, a registry table of its own for every `provision` run. One run each, no")
-    w("repetitions: the machine is shared, so read the ratios (both sides measured minutes apart) rather")
-    w("than the absolute figures.")
+    w("every configuration, a registry table of its own for every `provision` run. Both sides of every")
+    w("comparison come from the same run, minutes apart. One measurement each, no repetitions, on a")
+    w(f"shared 2-CPU machine (load average {a.load_start} at the start): read the ratios rather than the")
+    w("absolute figures.")
     w("")
     w("| # | what | hsm-demo | baseline / quota | ratio | target | met |")
     w("|---|---|---|---|---|---|---|")
