@@ -45,7 +45,11 @@ fi
 WORK=$(mktemp -d /tmp/hsm-demo-bench.XXXXXX)
 STANDIN_PID=""
 cleanup() {
-  [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null || true
+  if [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null; then
+    # a stand-in busy deep-copying tables can ignore SIGTERM for a while
+    for _ in $(seq 50); do kill -0 "$STANDIN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$STANDIN_PID" 2>/dev/null || true
+  fi
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
