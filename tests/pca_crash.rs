@@ -157,6 +157,28 @@ fn crash_at_each_step_then_rerun_records_exactly_one() {
     }
 }
 
+/// A record transaction whose answer is lost: the retry finds this runner's own write. The
+/// device is reported as freshly issued (not "already present"), and recorded once.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_lost_record_answer_is_still_reported_as_issued_by_this_run() {
+    let env = PcaEnv::new();
+    let mut c = env.cmd();
+    c.env("FAILPOINTS", "record-answer-lost=return").args([
+        "--json",
+        "provision",
+        "--ca-arn",
+        env.ca(),
+        "--device-id",
+        "lost-answer",
+    ]);
+    let a = c.assert().success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).expect("JSON");
+    assert_eq!(v["fresh"], true, "{v}");
+    assert_eq!(v["called_issue"], true, "{v}");
+    assert_exactly_one_each(&env, &["lost-answer".to_string()]);
+}
+
 /// The documented gap: a crash after AWS issued but before the ARN was stored, rerun after AWS's
 /// idempotency window. The intent shows it (`pca reconcile` → PossibleOrphan, non-zero exit).
 #[cfg(feature = "failpoints")]

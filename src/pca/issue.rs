@@ -576,7 +576,15 @@ impl Issuer {
             chain_pem: Some(chain_pem.clone()),
         };
         crash_point!("before-record");
-        match self.registry.record_issued(&rec).await? {
+        #[allow(unused_mut)]
+        let mut written = self.registry.record_issued(&rec).await?;
+        // Test-only: the transaction committed but its answer was lost, so the SDK's retry sees
+        // our own write as a condition failure (seen against a slow stand-in).
+        #[cfg(feature = "failpoints")]
+        if written == Written::Yes && fail::eval("record-answer-lost", |_| ()).is_some() {
+            written = self.registry.record_issued(&rec).await?;
+        }
+        match written {
             Written::Yes => {
                 crash_point!("after-record");
                 Ok(Issued {
@@ -593,6 +601,12 @@ impl Issuer {
                     Some(cur) if cur.generation == rec.generation && cur.serial == rec.serial => {
                         let mut done = self.done_from(&st, cur)?;
                         done.called_issue = called_issue;
+                        // The SDK retried our transaction after a lost answer and its first
+                        // attempt had committed: the intent still names this runner, so the
+                        // record is ours (fresh), not another runner's.
+                        done.fresh = st
+                            .intent(rec.generation)
+                            .is_some_and(|i| i.owner == self.owner);
                         Ok(done)
                     }
                     _ => {
