@@ -94,16 +94,20 @@ pub async fn get_failed(
     table: &str,
     device: &DeviceId,
 ) -> Result<Option<FailedMarker>> {
+    // A Query on the item's full key, not GetItem: the provisioning role's IAM policy
+    // (infra/templates/hierarchy.yaml) grants Query on the table and no GetItem.
     let out = clients
         .ddb
-        .get_item()
+        .query()
         .table_name(table)
-        .set_key(Some(key(device)))
+        .key_condition_expression("pk = :pk AND sk = :sk")
+        .expression_attribute_values(":pk", AttributeValue::S(device_pk(device.as_str())))
+        .expression_attribute_values(":sk", AttributeValue::S(FAILED_SK.to_string()))
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| reg_err(clients, "GetItem", e))?;
-    let Some(it) = out.item() else {
+        .map_err(|e| reg_err(clients, "Query", e))?;
+    let Some(it) = out.items().first() else {
         return Ok(None);
     };
     let s = |k: &str| match it.get(k) {

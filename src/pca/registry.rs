@@ -465,15 +465,19 @@ impl Registry {
         Ok(created)
     }
 
-    /// Fails with one line if the table does not exist (cheap DescribeTable).
+    /// Fails with one line if the table does not exist: a Query on a key no item has (the
+    /// provisioning role's IAM policy grants Query on the table, not DescribeTable).
     pub async fn check_table(&self) -> Result<()> {
         self.clients
             .ddb
-            .describe_table()
+            .query()
             .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("TABLE-CHECK".to_string()))
+            .limit(1)
             .send()
             .await
-            .map_err(|e| self.map("DescribeTable", e))?;
+            .map_err(|e| self.map("Query", e))?;
         Ok(())
     }
 
