@@ -49,16 +49,31 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     if args.label.is_empty() {
         return Err(crate::Error::input("--label must not be empty"));
     }
-    let session = HsmSession::connect(&g.connect_options())?;
-    let key = generate_key(
-        &session,
-        &KeygenRequest {
-            label: args.label,
-            curve,
-            id,
-            allow_duplicate_label: args.allow_duplicate_label,
-        },
-    )?;
+    let req = KeygenRequest {
+        label: args.label,
+        curve,
+        id,
+        allow_duplicate_label: args.allow_duplicate_label,
+    };
+    let mut session = HsmSession::connect(&g.connect_options())?;
+    let key = match generate_key(&session, &req) {
+        Ok(k) => k,
+        // SoftHSM2's file store: when another process rewrote the token files under this one,
+        // this process's view of the token stays broken (CKR_GENERAL_ERROR) until C_Finalize.
+        // generate_key has already removed what the failed call left; a fresh module
+        // (C_Finalize + C_Initialize + login) retries it once — the label check runs again
+        // under the token lock, so this never makes a second key pair.
+        Err(e)
+            if e.ckr() == Some("CKR_GENERAL_ERROR")
+                && matches!(&e, crate::Error::Pkcs11 { call, .. } if call == "C_GenerateKeyPair") =>
+        {
+            tracing::warn!("C_GenerateKeyPair: CKR_GENERAL_ERROR; retrying once on a fresh module");
+            drop(session);
+            session = HsmSession::connect(&g.connect_options())?;
+            generate_key(&session, &req)?
+        }
+        Err(e) => return Err(e),
+    };
     if g.json {
         print_json(&serde_json::json!({
             "label": key.label,
