@@ -574,6 +574,7 @@ impl Issuer {
             template_arn,
             cert_pem: Some(cert_pem.clone()),
             chain_pem: Some(chain_pem.clone()),
+            recorded_by: Some(self.owner.clone()),
         };
         crash_point!("before-record");
         #[allow(unused_mut)]
@@ -601,12 +602,11 @@ impl Issuer {
                     Some(cur) if cur.generation == rec.generation && cur.serial == rec.serial => {
                         let mut done = self.done_from(&st, cur)?;
                         done.called_issue = called_issue;
-                        // The SDK retried our transaction after a lost answer and its first
-                        // attempt had committed: the intent still names this runner, so the
-                        // record is ours (fresh), not another runner's.
-                        done.fresh = st
-                            .intent(rec.generation)
-                            .is_some_and(|i| i.owner == self.owner);
+                        // Either another runner recorded the same certificate (it took the
+                        // intent over and got the same ARN for the same token), or the SDK
+                        // retried our transaction after a lost answer and its first attempt had
+                        // committed: the record's writer tells which.
+                        done.fresh = cur.recorded_by.as_deref() == Some(self.owner.as_str());
                         Ok(done)
                     }
                     _ => {

@@ -97,6 +97,10 @@ pub struct CertRecord {
     /// CA chain PEM (history items only).
     #[serde(skip)]
     pub chain_pem: Option<String>,
+    /// The runner (owner id) whose transaction recorded it: tells a runner whether a record it
+    /// finds after a lost answer is its own.
+    #[serde(skip)]
+    pub recorded_by: Option<String>,
 }
 
 /// Intent state.
@@ -307,6 +311,9 @@ fn cert_item(r: &CertRecord, with_pem: bool) -> Item {
     if let Some(v) = &r.revocation_reason {
         it.insert("revocation_reason".into(), s(v));
     }
+    if let Some(v) = &r.recorded_by {
+        it.insert("recorded_by".into(), s(v));
+    }
     if with_pem {
         if let Some(v) = &r.cert_pem {
             it.insert("cert_pem".into(), s(v));
@@ -335,6 +342,7 @@ fn parse_cert(it: &Item) -> Option<CertRecord> {
         template_arn: get_s(it, "template_arn").unwrap_or_default(),
         cert_pem: get_s(it, "cert_pem"),
         chain_pem: get_s(it, "chain_pem"),
+        recorded_by: get_s(it, "recorded_by"),
     })
 }
 
