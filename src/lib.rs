@@ -2,7 +2,10 @@
 //!
 //! - [`hsm`]: PKCS#11 module loading, token selection, login, key look-up, the HSM signer
 //!   (rcgen `SigningKey`), and one file per HSM command (slots, keygen, sign, verify).
+//! - [`pca`]: AWS Private CA + DynamoDB: HSM-backed CSRs, idempotent crash-safe issuance, the
+//!   serial registry, revocation, batch provisioning.
 //! - [`cli`]: the clap command line (a thin layer over the library).
+//! - [`fsutil`]: atomic file writes (temp file + rename).
 //! - [`error`]: the one error type.
 
 pub mod cli;

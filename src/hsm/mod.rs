@@ -2,8 +2,9 @@
 //!
 //! Layers: [`module`] (dlopen + C_Initialize) → [`session`] (token selection, RW session, login,
 //! key look-up) → [`signer`] (`HsmSigner`, rcgen `SigningKey`). [`pin`] gets the PIN, [`uri`]
-//! parses RFC 7512 URIs, [`ec`] does curves, points and signature encodings. One file per
-//! command: [`slots`], [`keygen`], [`sign`], [`verify`].
+//! parses RFC 7512 URIs, [`ec`] does curves, points and signature encodings, [`lock`] serialises
+//! token-mutating calls across processes. One file per command: [`slots`], [`keygen`], [`sign`],
+//! [`verify`], and the offline root ceremony: [`ceremony`], [`ceremony_config`], [`transcript`].
 
 pub mod ceremony;
 pub mod ceremony_config;
