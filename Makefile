@@ -33,7 +33,16 @@ help:
 	@echo "make lint        cargo fmt --check + clippy -D warnings"
 	@echo "make aws-up | aws-down | aws-reset   the local AWS stand-in on 127.0.0.1:4566"
 
-test: deps $(TEST_TARGETS)
+# Runs every registered test target; a stand-in that this run started on :4566 (make aws-up, used by
+# infra-e2e) is stopped at the end, pass or fail, so nothing the tests start outlives them. One that
+# was already running (yours, or LocalStack) is left alone.
+test:
+	@started_here=1; [ ! -f $(RUN_DIR)/standin.pid ] || started_here=0; \
+	trap 'if [ $$started_here = 1 ] && [ -f $(RUN_DIR)/standin.pid ]; then $(MAKE) --no-print-directory aws-down; fi' EXIT; \
+	$(MAKE) --no-print-directory test-all
+
+.PHONY: test-all
+test-all: deps $(TEST_TARGETS)
 	@echo "make test: all test targets passed ($(TEST_TARGETS))"
 
 bench: deps $(BENCH_TARGETS)
