@@ -18,6 +18,10 @@ RUN_DIR     := $(ROOT)/.run
 VENV        := $(ROOT)/.venv
 PY          := $(VENV)/bin/python
 
+# Under make, each Rust test binary starts its own AWS stand-in (tests/common/standin.rs) rather
+# than using whatever answers on :4566 (plain `cargo test` after `make aws-up` still uses that one).
+export HSM_DEMO_TEST_OWN_STANDIN := 1
+
 # Test targets registered by the fragments, run in this order by `make test`.
 TEST_TARGETS :=
 # Benchmark targets registered by the fragments; each appends its section to docs/benchmarks.md.

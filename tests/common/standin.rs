@@ -58,6 +58,11 @@ pub fn endpoint() -> String {
                     return url.trim().trim_end_matches('/').to_string();
                 }
             }
+            // `make test` sets HSM_DEMO_TEST_OWN_STANDIN: every test binary then uses a stand-in
+            // of its own, so a server on :4566 that someone stops mid-run cannot fail the suite.
+            if std::env::var_os("HSM_DEMO_TEST_OWN_STANDIN").is_some() {
+                return start_standin();
+            }
             if let Some(kind) = probe("127.0.0.1:4566") {
                 if kind != Probe::Other {
                     return "http://127.0.0.1:4566".to_string();
