@@ -53,15 +53,17 @@ pub fn endpoint() -> String {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT
         .get_or_init(|| {
+            // `make test` sets HSM_DEMO_TEST_OWN_STANDIN: every test binary then uses a stand-in
+            // of its own — not :4566 and not make's AWS_ENDPOINT_URL (mk/30-infra.mk exports it
+            // for the infra targets), so a server that is absent or stopped mid-run cannot fail
+            // the suite.
+            if std::env::var_os("HSM_DEMO_TEST_OWN_STANDIN").is_some() {
+                return start_standin();
+            }
             if let Ok(url) = std::env::var("AWS_ENDPOINT_URL") {
                 if !url.trim().is_empty() {
                     return url.trim().trim_end_matches('/').to_string();
                 }
-            }
-            // `make test` sets HSM_DEMO_TEST_OWN_STANDIN: every test binary then uses a stand-in
-            // of its own, so a server on :4566 that someone stops mid-run cannot fail the suite.
-            if std::env::var_os("HSM_DEMO_TEST_OWN_STANDIN").is_some() {
-                return start_standin();
             }
             if let Some(kind) = probe("127.0.0.1:4566") {
                 if kind != Probe::Other {
