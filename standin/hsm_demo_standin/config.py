@@ -183,14 +183,22 @@ class Switches:
             return bucket.take()
 
     def draw(self, akid: str | None) -> tuple[float, dict[str, Any]]:
-        """A uniform random number for fault injection, from the scope's (seeded) generator."""
+        """A uniform random number for fault injection, from the scope's (seeded) generator, and the
+        scope's fault switches (fault_operations, fault_drop_probability, fault_5xx_probability)."""
         with self._lock:
             key = self._scope_key(akid)
             cfg = self._scopes[key] if key else self._global
             rng = self._rngs.get(key)
             if rng is None:
                 rng = self._rngs[key] = random.Random(cfg["fault_seed"])
-            return rng.random(), copy.deepcopy(cfg)
+            # Only the switches the fault decision reads (a deep copy of the whole scope per
+            # request was measurable); fault_operations is copied so callers never see a later update.
+            faults = {
+                "fault_operations": tuple(cfg["fault_operations"]),
+                "fault_drop_probability": cfg["fault_drop_probability"],
+                "fault_5xx_probability": cfg["fault_5xx_probability"],
+            }
+            return rng.random(), faults
 
     def issuance_fails(self, akid: str | None = None) -> bool:
         """Whether a new issuance (scope of `akid`, default the current request's) ends failed.

@@ -334,6 +334,9 @@ def _install_query_partition() -> None:
 def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
+    from . import dynamodb_fast
+
+    dynamodb_fast.install()
     _install_query_partition()
     current = DynamoDBBackend.transact_write_items
     if not getattr(current, "_standin", False) and not getattr(current, "_standin_undo", False):

@@ -38,9 +38,61 @@ def _json(start_response: Callable[..., Any], status: str, body: Any) -> list[by
     return [data]
 
 
+# JSON-protocol targets whose backend app `_fast_app` may cache (X-Amz-Target prefix -> the SigV4
+# service names that may sign it). Only exact, known prefixes: for these moto's routing is a pure
+# function of (signing service, region, prefix) — see `_route_key`.
+_FAST_TARGETS = {"DynamoDB_20120810": "dynamodb", "ACMPrivateCA": "acm-pca"}
+
+
+def _route_key(environ: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The key that fully determines which backend app moto's DomainDispatcherApplication picks for
+    this request, or None when the request is not one we route ourselves.
+
+    moto's `get_application` for a request on path "/" with no host override parses the SigV4
+    credential scope (`Credential=AKID/date/REGION/SERVICE/aws4_request`) exactly as below, builds
+    a host name from (service, region) — for dynamodb also from the API version in X-Amz-Target,
+    which is fixed for the "DynamoDB_20120810." prefix — and looks that host up in its module list
+    and URL patterns (a listdir of moto's ~200 packages and ~500 regexes, under a global lock, on
+    every request). None of that depends on anything else in the request, and the app instances it
+    returns live as long as the server, so caching its answer per key changes nothing observable.
+    """
+    if environ.get("PATH_INFO") != "/":
+        return None  # moto-api, instance metadata, S3-style paths: moto's own routing
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if not target or not auth:
+        return None  # unsigned requests are routed from the body: moto's own routing
+    prefix = target.split(".", 1)[0]
+    if prefix not in _FAST_TARGETS:
+        return None
+    try:
+        # the same parse as moto's infer_service_region_host
+        credential_scope = auth.split(",")[0].split()[1]
+        _, _, region, service, _ = credential_scope.split("/")
+    except (ValueError, IndexError):
+        return None
+    service = service.lower()
+    if service != _FAST_TARGETS[prefix]:
+        return None
+    return (service, region, prefix)
+
+
 class StandinMiddleware:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
+        # route key -> moto's backend (Flask) app for it; see _route_key
+        self._apps: dict[tuple[str, str, str], Callable[..., Iterable[bytes]]] = {}
+
+    def dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """moto's DomainDispatcherApplication, with its answer cached for DynamoDB / ACM PCA calls."""
+        get_application = getattr(self.app, "get_application", None)
+        key = _route_key(environ) if get_application is not None else None
+        if key is None:
+            return self.app(environ, start_response)
+        app = self._apps.get(key)
+        if app is None:
+            app = self._apps[key] = get_application(environ)
+        return app(environ, start_response)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -82,7 +134,7 @@ class StandinMiddleware:
                 "400 Bad Request",
                 {"__type": "ThrottlingException", "message": "Rate exceeded"},
             )
-        return self.app(environ, start_response)
+        return self.dispatch(environ, start_response)
 
     @staticmethod
     def drop(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -1,0 +1,224 @@
+"""CPU savings in moto 5.2.5's DynamoDB expression handling (same results, less work per request).
+
+hsm-demo sends the same handful of ConditionExpression / UpdateExpression strings for every
+device, with different ExpressionAttributeValues; stock moto re-lexes and re-parses each of them
+several times per request (an UpdateItem parses its UpdateExpression twice and its condition twice,
+a TransactWriteItems parses every condition twice). With the stand-in at 100 % CPU at ~24
+devices/s, that parsing was the largest single cost. Here:
+
+* `UpdateExpressionParser.make(expr)` is memoised by the expression string. Its result (an AST with
+  placeholders such as `#token` / `:token`, never values or names) depends on the string alone.
+  Every moto caller either only reads that AST (`find_clauses`) or hands it to a `Validator`,
+  which deep-copies it before resolving names/values into the copy — so the cached AST is never
+  mutated and each request still validates and executes its own copy with its own names/values.
+  A string that does not parse raises every time (errors are not cached).
+* The Validator's `deepcopy` of that AST uses `_copy_ast`, a copy with deepcopy's semantics
+  (memo, parent links, shared immutable leaves) specialised to moto's AST nodes, whose state is
+  exactly `type`, `children` and `parent`; anything else goes to `copy.deepcopy`.
+* `DepthFirstTraverser` rebuilt its `_processing_map()` dict (and a tuple of its keys) for every
+  node it visited; every processor in moto 5.2.5 returns the same map for its whole life (class
+  keys -> bound methods), so it is built once per processor instance.
+* `ConditionExpressionParser._lex_condition_expression` (the tokeniser, a pure function of the
+  expression string) is memoised; each call gets a fresh deque of fresh leaf nodes. Resolving
+  `#names` / `:values`, the grammar and the evaluation run per request as before.
+
+Caches are bounded (cleared when they reach `_CACHE_MAX` entries): clients that build expression
+strings with embedded values cannot grow the stand-in without bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import deque
+from typing import Any
+
+_CACHE_MAX = 4096
+_cache_lock = threading.Lock()
+_update_asts: dict[str, Any] = {}
+_condition_tokens: dict[str, tuple[tuple[str, str], ...]] = {}
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+_NODE_STATE = frozenset(("type", "children", "parent"))
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    with _cache_lock:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[key] = value
+
+
+def _copy_ast(node: Any, memo: dict[int, Any]) -> Any:
+    """copy.deepcopy(node) for moto's DynamoDB AST nodes, without deepcopy's generic machinery."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    state = node.__dict__
+    if state.keys() != _NODE_STATE or getattr(node, "__deepcopy__", None) is not None:
+        return copy.deepcopy(node, memo)  # not a plain moto AST node: the generic copy
+    new = object.__new__(type(node))
+    memo[id(node)] = new
+    parent = state["parent"]
+    children = state["children"]
+    if children is not None:
+        copied = []
+        for child in children:
+            if isinstance(child, _IMMUTABLE):
+                copied.append(child)
+            elif isinstance(child, Node):
+                copied.append(_copy_ast(child, memo))
+            else:
+                copied.append(copy.deepcopy(child, memo))
+        children = copied
+    new.__dict__.update(
+        type=state["type"],
+        children=children,
+        parent=None if parent is None else _copy_ast(parent, memo),
+    )
+    return new
+
+
+def _install_update_expression_cache() -> None:
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    if getattr(UpdateExpressionParser.make, "_standin", False):
+        return
+    original_make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+
+    def make(cls: Any, expression_str: Any) -> Any:
+        if cls is not UpdateExpressionParser or not isinstance(expression_str, str):
+            return original_make(cls, expression_str)
+        ast = _update_asts.get(expression_str)
+        if ast is None:
+            ast = original_make(cls, expression_str)  # raises for a bad expression: not cached
+            _remember(_update_asts, expression_str, ast)
+        return ast
+
+    make._standin = True  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(make)  # type: ignore[method-assign,assignment]
+
+    # The Validator (and one function evaluator) call `deepcopy` from the validators module.
+    def deepcopy(x: Any, memo: dict[int, Any] | None = None) -> Any:
+        if isinstance(x, Node):
+            return _copy_ast(x, {} if memo is None else memo)
+        return copy.deepcopy(x, memo)
+
+    validators.deepcopy = deepcopy  # type: ignore[attr-defined]
+
+    # DepthFirstTraverser: the same traversal, with the per-node `_processing_map()` rebuild and the
+    # isinstance checks against moto's ABCMeta node classes (slow: `ABCMeta.__instancecheck__`)
+    # replaced by look-ups cached per processor and node type. Equivalent because no moto AST class
+    # registers virtual subclasses or defines __subclasshook__ (isinstance == issubclass of the
+    # type) and no processor subclass overrides process / nodes_to_be_processed / the traversal.
+    base_process = DepthFirstTraverser.process
+    base_nodes = DepthFirstTraverser.nodes_to_be_processed
+    base_traverse = DepthFirstTraverser.traverse_node_recursively
+    base_pre = DepthFirstTraverser.pre_processing_of_child
+    node_types: dict[type, bool] = {}
+
+    def is_node(t: type) -> bool:
+        known = node_types.get(t)
+        if known is None:
+            known = node_types[t] = issubclass(t, Node)
+        return known
+
+    def handler_for(self: Any, t: type) -> Any:
+        """The processor moto's `process` would call for a node of type t, or None."""
+        handlers = self.__dict__.get("_standin_handlers")
+        if handlers is None:
+            handlers = self.__dict__["_standin_handlers"] = {}
+            # built once per processor instance: class keys -> bound methods, as moto builds it
+            self.__dict__["_standin_map"] = self._processing_map()
+        if t not in handlers:
+            found = None
+            for class_key, processor in self.__dict__["_standin_map"].items():
+                if issubclass(t, class_key):
+                    found = processor
+                    break
+            handlers[t] = found
+        return handlers[t]
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        cls = type(self)
+        if (
+            cls.process is not base_process
+            or cls.nodes_to_be_processed is not base_nodes
+            or cls.traverse_node_recursively is not traverse_node_recursively
+        ):
+            return base_traverse(self, node, child_id)  # pragma: no cover - no such moto class
+        if is_node(type(node)):
+            parent_node = node.parent
+            if node.children is not None:
+                pre = None if cls.pre_processing_of_child is base_pre else self.pre_processing_of_child
+                for i, child_node in enumerate(node.children):
+                    if pre is not None:
+                        pre(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            handler = handler_for(self, type(node))
+            if handler is not None:
+                node = handler(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively  # type: ignore[method-assign]
+
+    # Node.find_clauses: same walk, with the two ABC isinstance checks cached per child type.
+    from moto.dynamodb.parsing.ast_nodes import Expression, UpdateExpressionFunction
+
+    descend: dict[type, bool] = {}
+
+    def find_clauses(self: Any, clause_types: Any) -> list[Any]:
+        clauses = []
+        for child in self.children or []:
+            t = type(child)
+            if t in clause_types:
+                clauses.append(child)
+                continue
+            d = descend.get(t)
+            if d is None:
+                d = descend[t] = issubclass(t, Expression) or issubclass(t, UpdateExpressionFunction)
+            if d:
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    Node.find_clauses = find_clauses  # type: ignore[method-assign]
+
+
+def _install_condition_lex_cache() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    if getattr(ConditionExpressionParser._lex_condition_expression, "_standin", False):
+        return
+    original = ConditionExpressionParser._lex_condition_expression
+    P = ConditionExpressionParser
+
+    def lex(self: Any) -> Any:
+        expr = self.condition_expression
+        if type(self) is not P or not isinstance(expr, str):
+            return original(self)
+        tokens = _condition_tokens.get(expr)
+        if tokens is None:
+            nodes = original(self)  # raises ValueError for a bad expression: not cached
+            # every lexed node is a LITERAL leaf with value == text and no children
+            if all(n.kind == P.Kind.LITERAL and n.value == n.text and n.children == [] for n in nodes):
+                _remember(_condition_tokens, expr, tuple((n.nonterminal, n.text) for n in nodes))
+            return nodes
+        return deque(
+            P.Node(nonterminal=nt, kind=P.Kind.LITERAL, text=text, value=text, children=[])
+            for nt, text in tokens
+        )
+
+    lex._standin = True  # type: ignore[attr-defined]
+    ConditionExpressionParser._lex_condition_expression = lex  # type: ignore[method-assign]
+
+
+def install() -> None:
+    _install_update_expression_cache()
+    _install_condition_lex_cache()
