@@ -46,7 +46,8 @@ fn main() {
                 san_uri: vec![format!("spiffe://example.org/device/{id}")],
             };
             let pool = pool.clone();
-            set.spawn(async move { pool.csr(&req).await.map(|(csr, _)| csr) });
+            // New devices, as a batch sees them on their first run (no registry item yet).
+            set.spawn(async move { pool.csr(&req, true).await.map(|(csr, _)| csr) });
         }
         let mut errors = 0usize;
         while let Some(r) = set.join_next().await {

@@ -15,7 +15,7 @@ SOFTHSM_LIB  ?= /usr/lib/softhsm/libsofthsm2.so
 # The HSM test files (tests/hsm_*.rs) and the provisioning tests (tests/pca_*.rs: e2e, bad input,
 # concurrency; they start the local AWS stand-in themselves from .venv), as `--test` args.
 HSM_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/hsm_*.rs) $(wildcard $(ROOT)/tests/pca_*.rs) \
-                  $(wildcard $(ROOT)/tests/provision*.rs) $(wildcard $(ROOT)/tests/batch_e2e.rs)),--test $(basename $(notdir $(f))))
+                  $(wildcard $(ROOT)/tests/provision*.rs) $(wildcard $(ROOT)/tests/batch_e2e.rs) $(wildcard $(ROOT)/tests/batch_key_index.rs)),--test $(basename $(notdir $(f))))
 PORTABILITY_TEST_ARGS = $(foreach f,$(sort $(wildcard $(ROOT)/tests/portability_*.rs)),--test $(basename $(notdir $(f))))
 
 .PHONY: kryoptic test-softhsm test-kryoptic test-portability

@@ -50,7 +50,8 @@ fn run_pool(
         for i in 0..count {
             let pool = pool.clone();
             let req = DeviceRequest::new(DeviceId::parse(&format!("{prefix}-{i}")).unwrap());
-            set.spawn(async move { pool.csr(&req).await.map_err(|e| e.to_string()) });
+            // New devices (no registry item yet), disjoint per process.
+            set.spawn(async move { pool.csr(&req, true).await.map_err(|e| e.to_string()) });
         }
         let (mut ok, mut failed) = (0, 0);
         while let Some(r) = set.join_next().await {

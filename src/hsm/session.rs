@@ -604,6 +604,29 @@ impl HsmSession {
         }
     }
 
+    /// The private and public keys labelled `label`, in ONE C_FindObjects pass (the template is
+    /// the label alone; the class of each match is read afterwards). A file-backed token such as
+    /// SoftHSM2 pays per object on the token for every search, so callers that need both halves
+    /// of a pair use this instead of two [`Self::find_keys`] calls.
+    pub fn find_labelled_keys(
+        &self,
+        label: &str,
+    ) -> Result<(Vec<ObjectHandle>, Vec<ObjectHandle>)> {
+        let t = [Attribute::Label(label.as_bytes().to_vec())];
+        let found = retry_idempotent(|| self.session.find_objects(&t))?;
+        let (mut privs, mut pubs) = (Vec::new(), Vec::new());
+        for h in found {
+            let attrs =
+                retry_idempotent(|| self.session.get_attributes(h, &[AttributeType::Class]))?;
+            match attrs.first() {
+                Some(Attribute::Class(c)) if *c == ObjectClass::PRIVATE_KEY => privs.push(h),
+                Some(Attribute::Class(c)) if *c == ObjectClass::PUBLIC_KEY => pubs.push(h),
+                _ => {} // a certificate or data object with the same label: not a key
+            }
+        }
+        Ok((privs, pubs))
+    }
+
     /// All objects of `class` on the token (listing; never an empty template).
     pub fn find_all_of_class(&self, class: ObjectClass) -> Result<Vec<ObjectHandle>> {
         let t = [Attribute::Class(class)];

@@ -9,6 +9,7 @@ use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::{self, Curve};
+use crate::hsm::keygen::GeneratedKey;
 use crate::hsm::session::{retry_idempotent, HsmSession, KeySpec};
 
 /// A private key in the token plus its public point.
@@ -55,6 +56,40 @@ impl<'s> HsmSigner<'s> {
             id: Some(id.clone()),
         };
         let public = session.find_key(ObjectClass::PUBLIC_KEY, &pub_spec)?;
+        Self::with_public(session, key, public, label, id)
+    }
+
+    /// The pair C_GenerateKeyPair just returned: no look-up (its handles, label, id and point are
+    /// already known).
+    pub fn from_generated(session: &'s HsmSession, key: &GeneratedKey) -> HsmSigner<'s> {
+        HsmSigner {
+            session,
+            key: key.private_handle,
+            curve: key.curve,
+            point: key.public_point.clone(),
+            label: key.label.clone(),
+            id: key.id.clone(),
+        }
+    }
+
+    /// A private key and its public key found by the caller (e.g. by one label search): reads the
+    /// public point and cross-checks the private key's curve, as [`Self::new`] does.
+    pub fn from_pair(
+        session: &'s HsmSession,
+        private: ObjectHandle,
+        public: ObjectHandle,
+    ) -> Result<HsmSigner<'s>> {
+        let (label, id) = session.label_and_id(private)?;
+        Self::with_public(session, private, public, label, id)
+    }
+
+    fn with_public(
+        session: &'s HsmSession,
+        key: ObjectHandle,
+        public: ObjectHandle,
+        label: String,
+        id: Vec<u8>,
+    ) -> Result<HsmSigner<'s>> {
         let (curve, point) = read_public_key(session, public)?;
         // Cross-check the curve recorded on the private key when the token exposes it.
         if let Some(p) = session.get_bytes(key, AttributeType::EcParams)? {

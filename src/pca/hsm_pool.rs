@@ -4,10 +4,12 @@
 //! Async tasks call [`HsmPool::csr`] (via [`PoolKeys`], a [`DeviceKeys`]) and await the worker's
 //! reply, so the AWS side never blocks on the HSM and the HSM never waits on AWS.
 //!
-//! Key generation and other object-store writes are serialised across the workers (an `RwLock`:
-//! writers exclusive, look-ups and signing shared — see [`hsm_csr_locked`]); measured on SoftHSM2
-//! 2.6.1, concurrent C_GenerateKeyPair from two threads failed with CKR_GENERAL_ERROR and left an
-//! unlabelled private key behind. Signing runs in parallel.
+//! Key look-up and generation are serialised across the workers (an `RwLock`: key work
+//! exclusive, signing shared — see [`hsm_csr_locked`]); measured on SoftHSM2 2.6.1, concurrent
+//! C_GenerateKeyPair from two threads failed with CKR_GENERAL_ERROR and left an unlabelled private
+//! key behind. Signing runs in parallel. The lock also guards the pool's [`KeyIndex`] (the key
+//! labels on the token, read once at start), which lets a device the registry has never seen get
+//! its key without a token search.
 //!
 //! Transient token errors (SoftHSM's file object store under concurrent writers, CloudHSM's
 //! CKR_DEVICE_ERROR under throttling) are retried a bounded number of times. Retrying
@@ -23,6 +25,7 @@ use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::hsm::key_index::KeyIndex;
 use crate::hsm::module::Module;
 use crate::hsm::session::HsmSession;
 use crate::pca::csr::Csr;
@@ -35,6 +38,7 @@ type Reply = oneshot::Sender<Result<(Csr, KeyOutcome)>>;
 
 struct Job {
     req: DeviceRequest,
+    never_claimed: bool,
     reply: Reply,
 }
 
@@ -73,8 +77,9 @@ pub fn is_transient(e: &Error) -> bool {
 
 impl HsmPool {
     /// Opens `n` sessions on `module`'s token `token` (label or serial), logs each in with `pin`
-    /// (PKCS#11 login is per application: the first login counts for all sessions), and starts one
-    /// worker thread per session. Fails — with nothing started — if any session cannot be opened.
+    /// (PKCS#11 login is per application: the first login counts for all sessions), reads the
+    /// token's key labels ([`KeyIndex::load`]) and starts one worker thread per session. Fails —
+    /// with nothing started — if any session cannot be opened.
     pub fn start(
         module: &Arc<Module>,
         token: Option<&str>,
@@ -88,10 +93,12 @@ impl HsmPool {
             s.login_with_pin(pin)?;
             sessions.push(s);
         }
+        let index = KeyIndex::load(&sessions[0])?;
+        tracing::debug!(keys = index.len(), "key labels indexed");
         let (tx, rx) = mpsc::channel::<Job>(n * 2);
         let rx = Arc::new(Mutex::new(rx));
         let retried = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let store = Arc::new(RwLock::new(()));
+        let store = Arc::new(RwLock::new(index));
         let mut workers = Vec::with_capacity(n);
         for (i, session) in sessions.into_iter().enumerate() {
             let rx = rx.clone();
@@ -120,16 +127,25 @@ impl HsmPool {
         self.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Finds or creates the device key and signs its CSR on some worker.
-    pub fn csr(&self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
+    /// Finds or creates the device key and signs its CSR on some worker (`never_claimed`: see
+    /// [`hsm_csr_locked`]).
+    pub fn csr(
+        &self,
+        req: &DeviceRequest,
+        never_claimed: bool,
+    ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
         let tx = self.tx.clone();
         let req = req.clone();
         async move {
             let (reply, rx) = oneshot::channel();
             let tx = tx.ok_or_else(|| Error::Other("the HSM workers have stopped".into()))?;
-            tx.send(Job { req, reply })
-                .await
-                .map_err(|_| Error::Other("the HSM workers have stopped".into()))?;
+            tx.send(Job {
+                req,
+                never_claimed,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Other("the HSM workers have stopped".into()))?;
             rx.await
                 .map_err(|_| Error::Other("an HSM worker stopped unexpectedly".into()))?
         }
@@ -159,19 +175,24 @@ fn worker(
     session: HsmSession,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     retried: Arc<std::sync::atomic::AtomicU64>,
-    store: &RwLock<()>,
+    store: &RwLock<KeyIndex>,
 ) {
     loop {
         let job = {
             let Ok(mut guard) = rx.lock() else { return };
             guard.blocking_recv()
         };
-        let Some(Job { req, reply }) = job else {
+        let Some(Job {
+            req,
+            never_claimed,
+            reply,
+        }) = job
+        else {
             return;
         };
         let mut attempt = 1;
         let res = loop {
-            match hsm_csr_locked(&session, &req, Some(store)) {
+            match hsm_csr_locked(&session, &req, Some(store), never_claimed) {
                 Err(e) if attempt < HSM_ATTEMPTS && is_transient(&e) => {
                     retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(device = %req.device, attempt, "HSM error, retrying: {e}");
@@ -191,7 +212,11 @@ fn worker(
 pub struct PoolKeys<'a>(pub &'a HsmPool);
 
 impl DeviceKeys for PoolKeys<'_> {
-    fn csr_for(&mut self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
-        self.0.csr(req)
+    fn csr_for(
+        &mut self,
+        req: &DeviceRequest,
+        never_claimed: bool,
+    ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
+        self.0.csr(req, never_claimed)
     }
 }

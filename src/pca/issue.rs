@@ -125,6 +125,10 @@ pub struct Claim {
     pub device: DeviceId,
     /// The intent as last written.
     pub intent: Intent,
+    /// This claim wrote the device's first registry item: no runner ever held the device before
+    /// (no earlier intent, certificate record or FAILED marker), so no hsm-demo runner can have
+    /// generated its key (keys are generated only under an intent).
+    pub never_claimed: bool,
 }
 
 impl Claim {
@@ -323,6 +327,7 @@ impl Issuer {
                         return Ok(Begin::Claimed(Claim {
                             device: device.clone(),
                             intent,
+                            never_claimed: st.items == 0,
                         }))
                     }
                     Written::ConditionFailed => continue,
@@ -339,6 +344,7 @@ impl Issuer {
                     return Ok(Begin::Claimed(Claim {
                         device: device.clone(),
                         intent,
+                        never_claimed: false,
                     }))
                 }
                 IntentState::Issued => {
@@ -351,6 +357,7 @@ impl Issuer {
                         return Ok(Begin::Claimed(Claim {
                             device: device.clone(),
                             intent,
+                            never_claimed: false,
                         }));
                     }
                     let expired = intent.lease_until < now_epoch();
@@ -370,6 +377,7 @@ impl Issuer {
                             return Ok(Begin::Claimed(Claim {
                                 device: device.clone(),
                                 intent,
+                                never_claimed: false,
                             }));
                         }
                         continue;
@@ -407,7 +415,9 @@ impl Issuer {
     /// (see [`Claim::needs_csr`]); with a stored ARN it is optional (used only to cross-check the
     /// issued public key).
     pub async fn complete(&self, claim: Claim, csr: Option<&Csr>) -> Result<Issued> {
-        let Claim { device, mut intent } = claim;
+        let Claim {
+            device, mut intent, ..
+        } = claim;
         let mut called_issue = false;
         if intent.state == IntentState::Pending {
             let csr = csr.ok_or_else(|| {

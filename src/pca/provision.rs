@@ -12,12 +12,14 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::RwLock;
 
-use cryptoki::object::{AttributeType, ObjectClass};
+use cryptoki::object::{AttributeType, ObjectHandle};
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
-use crate::hsm::keygen::{destroy_keys, generate_key, generate_key_locked, KeygenRequest};
+use crate::hsm::key_index::KeyIndex;
+use crate::hsm::keygen::{destroy_keys, generate_key_locked, KeygenRequest};
 use crate::hsm::lock::TokenLock;
 use crate::hsm::session::{HsmSession, KeySpec};
 use crate::hsm::signer::HsmSigner;
@@ -152,14 +154,24 @@ pub struct Provisioned {
 /// The HSM half of provisioning: produce the device's CSR from its key.
 pub trait DeviceKeys {
     /// Finds (by label) or creates the device key and returns a CSR signed by it.
-    fn csr_for(&mut self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>>;
+    /// `never_claimed`: the registry had no item for the device before this claim (see
+    /// [`hsm_csr_locked`]); an implementation may use it to skip the label search.
+    fn csr_for(
+        &mut self,
+        req: &DeviceRequest,
+        never_claimed: bool,
+    ) -> impl Future<Output = Result<(Csr, KeyOutcome)>>;
 }
 
 /// [`DeviceKeys`] on a logged-in session owned by the caller (single-device CLI use).
 pub struct SessionKeys<'a>(pub &'a HsmSession);
 
 impl DeviceKeys for SessionKeys<'_> {
-    fn csr_for(&mut self, req: &DeviceRequest) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
+    fn csr_for(
+        &mut self,
+        req: &DeviceRequest,
+        _never_claimed: bool,
+    ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
         let r = hsm_csr(self.0, req);
         async move { r }
     }
@@ -168,79 +180,118 @@ impl DeviceKeys for SessionKeys<'_> {
 /// Finds the key labelled `req.key_label` (exactly one) or generates it, then builds and signs the
 /// CSR in the HSM. Synchronous: run it on the thread that owns the session.
 pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOutcome)> {
-    hsm_csr_locked(session, req, None)
+    hsm_csr_locked(session, req, None, false)
 }
 
-/// [`hsm_csr`] for several sessions of one process on one token (batch workers): object-store
-/// writes (key generation, removal of a half pair) hold `store` for writing, look-ups and
-/// signing hold it for reading. SoftHSM2's file object store was seen failing concurrent
+/// [`hsm_csr`] for several sessions of one process on one token (batch workers).
+///
+/// `store` serialises this process's workers: key look-up and generation hold it for writing,
+/// CSR signing for reading. SoftHSM2's file object store was seen failing concurrent
 /// C_GenerateKeyPair calls from two threads (CKR_GENERAL_ERROR, leaving an unlabelled private key
 /// behind) and reads racing a write (CKR_ATTRIBUTE_VALUE_INVALID); signing in parallel is fine.
+/// It also guards the [`KeyIndex`] of the labels on the token.
+///
+/// `never_claimed`: the registry showed no item at all for the device when this runner claimed
+/// it (no earlier intent, record or FAILED marker). Together with a label absent from the index
+/// that proves no key exists — hsm-demo only generates a device key while holding the device's
+/// intent — so the key is generated without searching the token (see [`crate::hsm::key_index`]).
 pub fn hsm_csr_locked(
     session: &HsmSession,
     req: &DeviceRequest,
-    store: Option<&std::sync::RwLock<()>>,
+    store: Option<&RwLock<KeyIndex>>,
+    never_claimed: bool,
 ) -> Result<(Csr, KeyOutcome)> {
     req.csr.validate()?;
-    let read = || store.map(|l| l.read().unwrap_or_else(|p| p.into_inner()));
-    let write = || store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
-    let spec = KeySpec::label(req.key_label.clone());
-    let guard = read();
-    let privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
-    let pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?;
-    drop(guard);
-    let guard = if (privs.len() == 1 && !pubs.is_empty()) || privs.len() > 1 {
-        None
-    } else {
-        write()
+    let (signer, outcome) = device_key(session, req, store, never_claimed)?;
+    let _guard = store.map(|l| l.read().unwrap_or_else(|p| p.into_inner()));
+    let csr = build_csr(&req.csr, &signer)?;
+    Ok((csr, outcome))
+}
+
+/// The device's key pair as a signer: generated, found (one label search) or, when an
+/// interrupted run left half a pair, regenerated.
+fn device_key<'s>(
+    session: &'s HsmSession,
+    req: &DeviceRequest,
+    store: Option<&RwLock<KeyIndex>>,
+    never_claimed: bool,
+) -> Result<(HsmSigner<'s>, KeyOutcome)> {
+    let label = &req.key_label;
+    // Checked under the token lock below, so the generation itself skips the label search.
+    let keygen = KeygenRequest {
+        allow_duplicate_label: true,
+        ..KeygenRequest::new(label.clone(), req.curve)
     };
-    let outcome = match (privs.len(), pubs.len()) {
-        (0, 0) => {
-            generate_key(
-                session,
-                &KeygenRequest::new(req.key_label.clone(), req.curve),
-            )?;
-            KeyOutcome::Created
+    let mut index = store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
+    if never_claimed && index.as_deref().is_some_and(|i| !i.may_contain(label)) {
+        let lock = TokenLock::acquire(session)?;
+        let key = generate_key_locked(session, &keygen, &lock)?;
+        if let Some(i) = index.as_deref_mut() {
+            i.insert(label);
         }
-        (1, p) if p >= 1 && pair_is_intact(session, &privs, &pubs)? => KeyOutcome::Reused,
+        return Ok((
+            HsmSigner::from_generated(session, &key),
+            KeyOutcome::Created,
+        ));
+    }
+    // The token lock makes "absent (or half a pair)? generate" one step for every hsm-demo
+    // process and thread on this host (hsm::lock).
+    let lock = TokenLock::acquire(session)?;
+    let (privs, pubs) = session.find_labelled_keys(label)?;
+    let found = match (privs.len(), pubs.len()) {
+        (0, 0) => {
+            let key = generate_key_locked(session, &keygen, &lock)?;
+            (
+                HsmSigner::from_generated(session, &key),
+                KeyOutcome::Created,
+            )
+        }
+        (1, p) if p >= 1 && pair_is_intact(session, &privs, &pubs)? => (
+            pair_signer(session, privs[0], &pubs, label)?,
+            KeyOutcome::Reused,
+        ),
         (0, _) | (1, _) => {
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
-            // The token lock makes "still half a pair? remove it, generate" one step for every
-            // hsm-demo process and thread on this host (hsm::lock).
-            let lock = TokenLock::acquire(session)?;
-            let now_privs = session.find_keys(ObjectClass::PRIVATE_KEY, &spec)?;
-            let now_pubs = session.find_keys(ObjectClass::PUBLIC_KEY, &spec)?;
-            if now_privs.len() == 1
-                && !now_pubs.is_empty()
-                && pair_is_intact(session, &now_privs, &now_pubs)?
-            {
-                KeyOutcome::Reused
-            } else {
-                destroy_keys(session, &spec, &lock)?;
-                tracing::warn!(label = %req.key_label, "removed an incomplete key pair left by an interrupted run");
-                generate_key_locked(
-                    session,
-                    &KeygenRequest::new(req.key_label.clone(), req.curve),
-                    &lock,
-                )?;
-                KeyOutcome::Regenerated
-            }
+            destroy_keys(session, &KeySpec::label(label.clone()), &lock)?;
+            tracing::warn!(label = %label, "removed an incomplete key pair left by an interrupted run");
+            let key = generate_key_locked(session, &keygen, &lock)?;
+            (
+                HsmSigner::from_generated(session, &key),
+                KeyOutcome::Regenerated,
+            )
         }
         (n, _) => {
             return Err(Error::KeyAmbiguous {
-                what: format!("private key with label '{}'", req.key_label),
+                what: format!("private key with label '{label}'"),
                 count: n,
                 token: session.token_label().to_string(),
             })
         }
     };
-    drop(guard);
-    let _guard = read();
-    let signer = HsmSigner::new(session, &spec)?;
-    let csr = build_csr(&req.csr, &signer)?;
-    Ok((csr, outcome))
+    if let Some(i) = index.as_deref_mut() {
+        i.insert(label);
+    }
+    Ok(found)
+}
+
+/// The signer for a found private key: its public key is the one with the same CKA_ID among
+/// `pubs`; anything else (none or several) gets [`HsmSigner::new`]'s look-up and its errors.
+fn pair_signer<'s>(
+    session: &'s HsmSession,
+    private: ObjectHandle,
+    pubs: &[ObjectHandle],
+    label: &str,
+) -> Result<HsmSigner<'s>> {
+    if let [public] = pubs {
+        let (_, pid) = session.label_and_id(private)?;
+        let (_, qid) = session.label_and_id(*public)?;
+        if pid == qid {
+            return HsmSigner::from_pair(session, private, *public);
+        }
+    }
+    HsmSigner::new(session, &KeySpec::label(label.to_string()))
 }
 
 /// False when a key object carries an empty curve or point: SoftHSM2 writes each object file in
@@ -250,8 +301,8 @@ pub fn hsm_csr_locked(
 /// we don't support is intact (never destroyed): it fails later with a clear error.
 fn pair_is_intact(
     session: &HsmSession,
-    privs: &[cryptoki::object::ObjectHandle],
-    pubs: &[cryptoki::object::ObjectHandle],
+    privs: &[ObjectHandle],
+    pubs: &[ObjectHandle],
 ) -> Result<bool> {
     let non_empty =
         |h, ty| -> Result<bool> { Ok(session.get_bytes(h, ty)?.is_some_and(|v| !v.is_empty())) };
@@ -299,7 +350,7 @@ pub async fn provision_device<K: DeviceKeys>(
         resume_arn: claim.intent.cert_arn.clone(),
     });
     let (csr, key) = if claim.needs_csr() {
-        match keys.csr_for(req).await {
+        match keys.csr_for(req, claim.never_claimed).await {
             Ok((csr, key)) => {
                 on_step(&Step::Key {
                     label: req.key_label.clone(),

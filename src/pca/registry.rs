@@ -190,6 +190,8 @@ pub struct DeviceState {
     pub history: Vec<CertRecord>,
     /// INTENT# items, oldest first.
     pub intents: Vec<Intent>,
+    /// Items in the device's partition, of every kind (FAILED markers included).
+    pub items: usize,
 }
 
 impl DeviceState {
@@ -506,6 +508,7 @@ impl Registry {
                 .send()
                 .await
                 .map_err(|e| self.map("Query", e))?;
+            state.items += out.items().len();
             for it in out.items() {
                 let sk = get_s(it, "sk").unwrap_or_default();
                 let bad = || {

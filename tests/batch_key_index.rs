@@ -1,0 +1,192 @@
+//! The batch's key index (hsm::key_index): a batch reads the token's key labels once and skips
+//! the per-device token search only for devices the registry has never seen. Pinned here:
+//! - keys that exist before the run (made with `generate-key`) are found and reused, never
+//!   duplicated;
+//! - the registry's word decides: a claim on an empty partition is `never_claimed`, one on a
+//!   partition holding a FAILED marker is not;
+//! - without that word the pool searches the token, so a key made by another process after the
+//!   pool read the index is reused, not duplicated.
+
+mod batch_support;
+mod common;
+mod pca_support;
+
+use std::sync::Arc;
+
+use batch_support::*;
+use common::stdout_of;
+use pca_support::PcaEnv;
+
+/// Private keys per label on the token (`list-slots --objects --json`).
+fn private_keys_labelled(env: &PcaEnv, label: &str) -> usize {
+    let a = env
+        .cmd()
+        .args(["--json", "list-slots", "--objects"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    fn walk(v: &serde_json::Value, label: &str, n: &mut usize) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let class = m.get("class").and_then(|c| c.as_str()).unwrap_or("");
+                if m.get("label").and_then(|l| l.as_str()) == Some(label)
+                    && class.contains("private")
+                {
+                    *n += 1;
+                }
+                m.values().for_each(|x| walk(x, label, n));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, label, n)),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    walk(&v, label, &mut n);
+    n
+}
+
+fn pubkey_pem(env: &PcaEnv, label: &str) -> String {
+    let a = env
+        .cmd()
+        .args(["export-pubkey", "--label", label])
+        .assert()
+        .success();
+    stdout_of(&a).trim().to_string()
+}
+
+#[test]
+fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
+    let env = PcaEnv::new();
+    let devs = ids("ki", 6);
+    let pre = [devs[1].clone(), devs[4].clone()];
+    let mut pre_pems = Vec::new();
+    for d in &pre {
+        let label = format!("device-{d}");
+        env.cmd()
+            .args(["generate-key", "--label", &label])
+            .assert()
+            .success();
+        pre_pems.push(pubkey_pem(&env, &label));
+    }
+    let m = write_csv(&env, "fleet.csv", &devs);
+    let r = run_ok(&env, &m, &[]);
+    for d in &r.devices {
+        let id = d["device_id"].as_str().unwrap();
+        let want = if pre.iter().any(|p| p == id) {
+            "reused"
+        } else {
+            "created"
+        };
+        assert_eq!(d["status"], "issued", "{d}");
+        assert_eq!(d["key"], want, "{id}: {d}");
+    }
+    for (d, pem) in pre.iter().zip(&pre_pems) {
+        let label = format!("device-{d}");
+        assert_eq!(private_keys_labelled(&env, &label), 1, "{label}");
+        assert_eq!(
+            &pubkey_pem(&env, &label),
+            pem,
+            "{label}: a new key replaced it"
+        );
+    }
+    for d in &devs {
+        assert_eq!(
+            private_keys_labelled(&env, &format!("device-{d}")),
+            1,
+            "{d}"
+        );
+    }
+    assert_exactly_one_each(&env, &devs);
+}
+
+#[test]
+fn only_a_device_the_registry_never_saw_skips_the_token_search() {
+    use hsm_demo::hsm::module::Module;
+    use hsm_demo::pca::aws::AwsClients;
+    use hsm_demo::pca::failed::mark_failed;
+    use hsm_demo::pca::hsm_pool::HsmPool;
+    use hsm_demo::pca::issue::Begin;
+    use hsm_demo::pca::provision::{DeviceRequest, KeyOutcome};
+    use hsm_demo::pca::{CaArn, DeviceId, IssueOptions, Issuer};
+    use secrecy::SecretString;
+
+    let env = PcaEnv::new();
+    let conf = common::standin::sdk_config_with_key(&env.endpoint, &env.akid);
+    let clients = AwsClients {
+        pca: aws_sdk_acmpca::Client::new(&conf),
+        ddb: aws_sdk_dynamodb::Client::new(&conf),
+        region: common::standin::REGION.into(),
+        pca_endpoint: env.endpoint.clone(),
+        ddb_endpoint: env.endpoint.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ca = CaArn::parse(env.ca()).unwrap();
+    let issuer = rt
+        .block_on(Issuer::new(
+            &clients,
+            &env.table,
+            &ca,
+            IssueOptions::default(),
+        ))
+        .expect("issuer");
+
+    // An empty partition: the claim is the device's first registry item.
+    let fresh = DeviceId::parse("ki-fresh").unwrap();
+    let Begin::Claimed(c) = rt.block_on(issuer.begin(&fresh)).unwrap() else {
+        panic!("fresh device already done")
+    };
+    assert!(c.never_claimed, "a device with no registry item");
+    rt.block_on(issuer.release(&c)).unwrap();
+
+    // A FAILED marker (an earlier attempt, which may have made a key): not never-claimed.
+    let failed = DeviceId::parse("ki-failed").unwrap();
+    rt.block_on(mark_failed(
+        &clients,
+        &env.table,
+        &failed,
+        "earlier failure",
+        "test",
+    ))
+    .unwrap();
+    let Begin::Claimed(c) = rt.block_on(issuer.begin(&failed)).unwrap() else {
+        panic!("failed device already done")
+    };
+    assert!(!c.never_claimed, "a device with a FAILED marker");
+    rt.block_on(issuer.release(&c)).unwrap();
+
+    // The pool reads the index now; another process then makes a key for `late`.
+    for (k, v) in env.token.module_env() {
+        std::env::set_var(k, v);
+    }
+    let module = Arc::new(Module::load(Some(&env.token.kind.module_path())).unwrap());
+    let pin = SecretString::from(env.token.pin.clone());
+    let pool = HsmPool::start(&module, Some(&env.token.label), &pin, 1).unwrap();
+    let label = "device-ki-late";
+    env.cmd()
+        .args(["generate-key", "--label", label])
+        .assert()
+        .success();
+    let made = pubkey_pem(&env, label);
+    let req = DeviceRequest::new(DeviceId::parse("ki-late").unwrap());
+    let (csr, outcome) = rt.block_on(pool.csr(&req, false)).unwrap();
+    assert_eq!(outcome, KeyOutcome::Reused, "searched, found, reused");
+    assert!(
+        csr.pem.contains("CERTIFICATE REQUEST"),
+        "a CSR came back: {}",
+        csr.pem
+    );
+    // A device that is absent from the index AND never claimed gets a key without a search.
+    let req = DeviceRequest::new(DeviceId::parse("ki-new").unwrap());
+    let (_, outcome) = rt.block_on(pool.csr(&req, true)).unwrap();
+    assert_eq!(outcome, KeyOutcome::Created);
+    // Asked again (a retry of the same device), the index knows the label now: found, reused.
+    let (_, outcome) = rt.block_on(pool.csr(&req, true)).unwrap();
+    assert_eq!(outcome, KeyOutcome::Reused);
+    pool.shutdown();
+    assert_eq!(private_keys_labelled(&env, label), 1);
+    assert_eq!(pubkey_pem(&env, label), made);
+    assert_eq!(private_keys_labelled(&env, "device-ki-new"), 1);
+}
