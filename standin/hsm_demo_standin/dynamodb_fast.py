@@ -219,6 +219,85 @@ def _install_condition_lex_cache() -> None:
     ConditionExpressionParser._lex_condition_expression = lex  # type: ignore[method-assign]
 
 
+_SCALAR_TYPES = frozenset(("S", "N", "B", "BOOL", "NULL"))
+
+
+def _condition_key(parser: Any) -> tuple[Any, ...] | None:
+    """A hashable key for everything `ConditionExpressionParser.parse` reads — the expression, the
+    ExpressionAttributeNames and the ExpressionAttributeValues — or None when some value is not a
+    scalar ({"S": str}, {"N": str}, {"B": str}, {"BOOL": bool}, {"NULL": bool}). Only then is the
+    parsed condition free of mutable request data (its AttributeValue operands keep the scalar)."""
+    names = parser.expression_attribute_names
+    values = parser.expression_attribute_values
+    if names is None:
+        names_key: Any = None
+    elif type(names) is dict and all(type(v) is str for v in names.values()):
+        names_key = tuple(names.items())
+    else:
+        return None
+    if values is None:
+        values_key: Any = None
+    elif type(values) is dict:
+        items = []
+        for k, v in values.items():
+            if type(v) is not dict or len(v) != 1:
+                return None
+            ((t, inner),) = v.items()
+            if t not in _SCALAR_TYPES or type(inner) not in (str, bool):
+                return None
+            items.append((k, t, inner))
+        values_key = tuple(items)
+    else:
+        return None
+    return (parser.condition_expression, names_key, values_key)
+
+
+def _install_condition_parse_cache() -> None:
+    """Memoises `ConditionExpressionParser.parse` per (expression, names, scalar values).
+
+    moto parses the same condition with the same names/values 2-3 times per request (request
+    validation in responses.py, then the backend; TransactWriteItems: responses, our transaction
+    loop and the put/update it calls). The parsed `Op` tree is immutable after construction (its
+    `expr(item)` methods only read it) and, with scalar values only, holds no request objects, so
+    requests with an equal key may share it. The parser's side outputs `expr_attr_names_found` /
+    `expr_attr_values_found` (read, and extended, by responses.py) are replayed into each parser's
+    own lists. Parse errors are not cached."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    if getattr(ConditionExpressionParser.parse, "_standin", False):
+        return
+    original = ConditionExpressionParser.parse
+    results: dict[tuple[Any, ...], tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+    def parse(self: Any) -> Any:
+        if type(self) is not ConditionExpressionParser or not isinstance(self.condition_expression, str):
+            return original(self)
+        try:
+            key = _condition_key(self)
+        except Exception:  # noqa: BLE001 - odd input: moto's own parse reports it
+            key = None
+        if key is None:
+            return original(self)
+        hit = results.get(key)
+        if hit is not None:
+            op, names_found, values_found = hit
+            self.expr_attr_names_found.extend(names_found)
+            self.expr_attr_values_found.extend(values_found)
+            return op
+        n0, v0 = len(self.expr_attr_names_found), len(self.expr_attr_values_found)
+        op = original(self)
+        _remember(
+            results,
+            key,
+            (op, tuple(self.expr_attr_names_found[n0:]), tuple(self.expr_attr_values_found[v0:])),
+        )
+        return op
+
+    parse._standin = True  # type: ignore[attr-defined]
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
 def install() -> None:
     _install_update_expression_cache()
     _install_condition_lex_cache()
+    _install_condition_parse_cache()
