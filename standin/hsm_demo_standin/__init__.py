@@ -26,12 +26,13 @@ def source_digest() -> str:
 
 def install() -> None:
     """Patch moto's ACM PCA backend, register our CloudFormation types, fix its CloudFormation engine,
-    isolate DynamoDB transactions (idempotent)."""
+    isolate DynamoDB transactions, cache per-request work moto repeats (idempotent)."""
     global _installed
     if _installed:
         return
-    from . import acmpca, cfn, cfn_fixes, config, dynamodb
+    from . import acmpca, cfn, cfn_fixes, config, dynamodb, moto_fast
 
+    moto_fast.install()
     acmpca.install()
     dynamodb.install()
     cfn.install()

@@ -39,6 +39,16 @@ _update_asts: dict[str, Any] = {}
 _condition_tokens: dict[str, tuple[tuple[str, str], ...]] = {}
 
 _IMMUTABLE = (str, int, float, bool, type(None))
+_Node: Any = None  # moto.dynamodb.parsing.ast_nodes.Node, set by install()
+_node_types: dict[type, bool] = {}
+
+
+def _is_node(t: type) -> bool:
+    """issubclass(t, Node), cached: isinstance against moto's ABCMeta classes is slow."""
+    known = _node_types.get(t)
+    if known is None:
+        known = _node_types[t] = issubclass(t, _Node)
+    return known
 _NODE_STATE = frozenset(("type", "children", "parent"))
 
 
@@ -51,8 +61,6 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _copy_ast(node: Any, memo: dict[int, Any]) -> Any:
     """copy.deepcopy(node) for moto's DynamoDB AST nodes, without deepcopy's generic machinery."""
-    from moto.dynamodb.parsing.ast_nodes import Node
-
     found = memo.get(id(node))
     if found is not None:
         return found
@@ -61,23 +69,26 @@ def _copy_ast(node: Any, memo: dict[int, Any]) -> Any:
         return copy.deepcopy(node, memo)  # not a plain moto AST node: the generic copy
     new = object.__new__(type(node))
     memo[id(node)] = new
+    new_state = new.__dict__
+    new_state["type"] = state["type"]
     parent = state["parent"]
+    # the parent is usually copied already (we descend from it): found in memo
+    if parent is not None:
+        copied_parent = memo.get(id(parent))
+        parent = copied_parent if copied_parent is not None else _copy_ast(parent, memo)
+    new_state["parent"] = parent
     children = state["children"]
     if children is not None:
         copied = []
         for child in children:
             if isinstance(child, _IMMUTABLE):
                 copied.append(child)
-            elif isinstance(child, Node):
+            elif _is_node(type(child)):
                 copied.append(_copy_ast(child, memo))
             else:
                 copied.append(copy.deepcopy(child, memo))
         children = copied
-    new.__dict__.update(
-        type=state["type"],
-        children=children,
-        parent=None if parent is None else _copy_ast(parent, memo),
-    )
+    new_state["children"] = children
     return new
 
 
@@ -88,6 +99,8 @@ def _install_update_expression_cache() -> None:
 
     if getattr(UpdateExpressionParser.make, "_standin", False):
         return
+    global _Node
+    _Node = Node
     original_make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
 
     def make(cls: Any, expression_str: Any) -> Any:
@@ -119,29 +132,14 @@ def _install_update_expression_cache() -> None:
     base_nodes = DepthFirstTraverser.nodes_to_be_processed
     base_traverse = DepthFirstTraverser.traverse_node_recursively
     base_pre = DepthFirstTraverser.pre_processing_of_child
-    node_types: dict[type, bool] = {}
+    node_types = _node_types
 
-    def is_node(t: type) -> bool:
-        known = node_types.get(t)
-        if known is None:
-            known = node_types[t] = issubclass(t, Node)
-        return known
-
-    def handler_for(self: Any, t: type) -> Any:
+    def handler_for(pmap: dict[Any, Any], t: type) -> Any:
         """The processor moto's `process` would call for a node of type t, or None."""
-        handlers = self.__dict__.get("_standin_handlers")
-        if handlers is None:
-            handlers = self.__dict__["_standin_handlers"] = {}
-            # built once per processor instance: class keys -> bound methods, as moto builds it
-            self.__dict__["_standin_map"] = self._processing_map()
-        if t not in handlers:
-            found = None
-            for class_key, processor in self.__dict__["_standin_map"].items():
-                if issubclass(t, class_key):
-                    found = processor
-                    break
-            handlers[t] = found
-        return handlers[t]
+        for class_key, processor in pmap.items():
+            if issubclass(t, class_key):
+                return processor
+        return None
 
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
         cls = type(self)
@@ -151,21 +149,42 @@ def _install_update_expression_cache() -> None:
             or cls.traverse_node_recursively is not traverse_node_recursively
         ):
             return base_traverse(self, node, child_id)  # pragma: no cover - no such moto class
-        if is_node(type(node)):
+        state = self.__dict__
+        handlers = state.get("_standin_handlers")
+        if handlers is None:
+            handlers = state["_standin_handlers"] = {}
+            # built once per processor instance: class keys -> bound methods, as moto builds it
+            state["_standin_map"] = self._processing_map()
+        pmap = state["_standin_map"]
+        pre = None if cls.pre_processing_of_child is base_pre else self.pre_processing_of_child
+
+        def walk(node: Any, child_id: int) -> Any:
+            # moto's traverse_node_recursively, for this processor
+            t = type(node)
+            known = node_types.get(t)
+            if known is None:
+                known = node_types[t] = issubclass(t, Node)
+            if not known:
+                return node
             parent_node = node.parent
-            if node.children is not None:
-                pre = None if cls.pre_processing_of_child is base_pre else self.pre_processing_of_child
-                for i, child_node in enumerate(node.children):
+            children = node.children
+            if children is not None:
+                for i, child_node in enumerate(children):
                     if pre is not None:
                         pre(node, i)
-                    self.traverse_node_recursively(child_node, i)
-            handler = handler_for(self, type(node))
+                    walk(child_node, i)
+            if t in handlers:
+                handler = handlers[t]
+            else:
+                handler = handlers[t] = handler_for(pmap, t)
             if handler is not None:
                 node = handler(node)
                 node.parent = parent_node
                 if parent_node:
                     parent_node.children[child_id] = node
-        return node
+            return node
+
+        return walk(node, child_id)
 
     DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively  # type: ignore[method-assign]
 
