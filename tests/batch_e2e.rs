@@ -442,3 +442,46 @@ fn three_processes_share_one_manifest_and_issue_each_device_once() {
     assert!(busy >= 2, "only {busy} process did the work");
     assert_exactly_one_each(&env, &devs);
 }
+
+#[test]
+fn a_global_fault_stops_the_batch_after_50_consecutive_failures() {
+    let env = PcaEnv::new();
+    let devs = ids("gf", 150);
+    let m = write_csv(&env, "fleet.csv", &devs);
+    // Every IssueCertificate is refused (a quota, terminal): a fault of the whole run, not of a
+    // device. The batch must stop by itself instead of marking the whole fleet FAILED.
+    common::standin::set_switches_for(
+        &env.endpoint,
+        &env.akid,
+        serde_json::json!({"issue_limit_exceeded": true}),
+    );
+    let out = batch_cmd(&env, &m, &[]).output().unwrap();
+    let r = parse(&out);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let s = r.summary.expect("summary object");
+    let stopped = s["stopped"].as_str().unwrap_or_default();
+    assert!(
+        stopped.starts_with("stopped after 50 consecutive failures with no success")
+            && stopped.contains("LimitExceededException"),
+        "{s}"
+    );
+    let failed = s["failed"].as_u64().unwrap();
+    let not_started = s["not_started"].as_u64().unwrap();
+    assert_eq!(s["issued"], 0, "{s}");
+    // At least the 50 that stopped it; the devices in flight then finish (and fail too); the
+    // rest of the manifest is never started.
+    assert!(failed >= 50, "{s}");
+    assert!(not_started > 0, "the batch ran to the end: {s}");
+    assert_eq!(failed + not_started, 150, "{s}");
+    assert_eq!(
+        r.devices.len() as u64,
+        failed,
+        "one JSON object per finished device"
+    );
+    // One IssueCertificate per failed device: the quota error is not retried.
+    assert_eq!(
+        common::standin::issue_calls(&env.endpoint, env.ca()),
+        failed
+    );
+    assert_eq!(env.items_with_sk("FAILED").len() as u64, failed);
+}
