@@ -1,7 +1,7 @@
 # infra/: CloudFormation for the CA hierarchy, its gate and its deployment into the local stand-in.
 #
 #   make infra-check     cfn-lint + checkov (offline, custom checks) + cfn-guard + broken templates + pytest
-#   make infra-deploy    deploy the stack into $(AWS_ENDPOINT_URL) (INFRA_ROOT_MODE=PCA|OFFLINE), check it
+#   make infra-deploy    deploy the stack into $AWS_ENDPOINT_URL, default :4566 (INFRA_ROOT_MODE=PCA|OFFLINE), check it
 #   make infra-destroy   delete the stack (and, against the local stand-in, the retained registry table)
 #   make infra-e2e       both root modes (OFFLINE via the HSM key ceremony): deploy, check, provision a device
 #                        certificate and verify it to the root, second deploy (update), destroy (in make test)
@@ -13,8 +13,10 @@ INFRA_TEMPLATES  := $(INFRA_DIR)/templates/hierarchy.yaml
 INFRA_STACK      ?= hsm-demo-pki
 INFRA_ROOT_MODE  ?= PCA
 INFRA_OUTPUTS    ?= $(RUN_DIR)/infra-outputs.json
-AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
-export AWS_ENDPOINT_URL
+# The endpoint of the deployment targets only (not exported to every make target: the Rust tests
+# under `make test` start their own stand-ins and must not see it).
+INFRA_ENDPOINT   := $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:4566)
+infra-deploy infra-destroy infra-e2e: export AWS_ENDPOINT_URL = $(INFRA_ENDPOINT)
 
 .PHONY: infra-deps infra-check infra-deploy infra-destroy infra-e2e
 TEST_TARGETS += infra-check
