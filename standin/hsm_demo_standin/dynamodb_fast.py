@@ -36,6 +36,8 @@ from typing import Any
 _CACHE_MAX = 4096
 _cache_lock = threading.Lock()
 _update_asts: dict[str, Any] = {}
+_ast_strings: dict[int, str] = {}  # id(cached AST) -> its expression string (see _ast_string)
+_structural_ok: dict[tuple[Any, ...], bool] = {}
 _condition_tokens: dict[str, tuple[tuple[str, str], ...]] = {}
 
 _IMMUTABLE = (str, int, float, bool, type(None))
@@ -109,7 +111,13 @@ def _install_update_expression_cache() -> None:
         ast = _update_asts.get(expression_str)
         if ast is None:
             ast = original_make(cls, expression_str)  # raises for a bad expression: not cached
-            _remember(_update_asts, expression_str, ast)
+            with _cache_lock:
+                if len(_update_asts) >= _CACHE_MAX:
+                    _update_asts.clear()
+                    _ast_strings.clear()
+                    _structural_ok.clear()
+                _update_asts[expression_str] = ast
+                _ast_strings[id(ast)] = expression_str
         return ast
 
     make._standin = True  # type: ignore[attr-defined]
@@ -316,7 +324,75 @@ def _install_condition_parse_cache() -> None:
     ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
 
 
+def _ast_string(ast: Any) -> str | None:
+    """The expression string of a memoised UpdateExpression AST, None for any other object (an id
+    is only trusted while the cache still holds that very object)."""
+    text = _ast_strings.get(id(ast))
+    if text is not None and _update_asts.get(text) is ast:
+        return text
+    return None
+
+
+def _install_structural_check_cache() -> None:
+    """Runs the three structural checks of an UpdateExpression once per (expression, names, table
+    key attributes) instead of on every request.
+
+    `UpdateExpressionValidator` runs ten processors over a fresh copy of the AST; the first three —
+    ActionCountValidator (at most one SET/REMOVE/ADD clause), OverlappingPathsValidator (no path
+    updated twice) and UpdateHashRangeKeyValidator (no key attribute updated) — only read the tree,
+    the ExpressionAttributeNames and the table's key attribute names, raise or return each node
+    unchanged. The tree they read is a copy of the memoised, never-mutated AST of the expression
+    string. So once they passed for a key they pass again; a failure is not recorded and is
+    raised every time. The other seven processors (values, item, types) run on every request."""
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateExpressionValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    if getattr(UpdateExpressionValidator.validate, "_standin", False):
+        return
+    structural = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+    original_init = UpdateExpressionValidator.__init__
+
+    def __init__(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, expression, *args, **kwargs)
+        key = None
+        text = _ast_string(expression)
+        names = self.expression_attribute_names
+        if text is not None and (names is None or (type(names) is dict and all(
+            type(k) is str and type(v) is str for k, v in names.items()
+        ))):
+            try:
+                keys = tuple(self.table.table_key_attrs)
+                key = (text, None if names is None else tuple(names.items()), keys)
+            except Exception:  # noqa: BLE001 - odd table: no caching
+                key = None
+        self._standin_key = key
+
+    def validate(self: Any) -> Any:
+        key = self.__dict__.get("_standin_key")
+        processors = self.processors
+        shape_ok = len(processors) > 3 and tuple(type(p) for p in processors[:3]) == structural
+        skip = key is not None and shape_ok and key in _structural_ok
+        n = self.node_to_validate
+        for i, processor in enumerate(processors):
+            if skip and i < 3:
+                continue
+            n = processor.traverse(n)
+            if i == 2 and key is not None and shape_ok and not skip:
+                _remember(_structural_ok, key, True)  # the three structural checks passed
+        return n
+
+    __init__._standin = True  # type: ignore[attr-defined]
+    validate._standin = True  # type: ignore[attr-defined]
+    UpdateExpressionValidator.__init__ = __init__  # type: ignore[method-assign]
+    UpdateExpressionValidator.validate = validate  # type: ignore[method-assign]
+
+
 def install() -> None:
     _install_update_expression_cache()
+    _install_structural_check_cache()
     _install_condition_lex_cache()
     _install_condition_parse_cache()

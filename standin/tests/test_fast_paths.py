@@ -93,6 +93,20 @@ def test_update_expression_errors_are_raised_every_time(ddb, table):
                             ExpressionAttributeValues={":a": {"S": "1"}, ":b": {"S": "2"}})
         assert code(e.value) == "ValidationException"
     assert get(ddb, table, "upd-err") == {**key("upd-err"), "n": {"S": "1"}, "m": {"S": "2"}}
+    # two placeholders naming the same attribute: refused, though the string passed with other names
+    two = "SET #a = :a, #b = :b"
+    values = {":a": {"S": "A"}, ":b": {"S": "B"}}
+    ddb.update_item(TableName=table, Key=key("upd-err"), UpdateExpression=two,
+                    ExpressionAttributeNames={"#a": "x", "#b": "y"}, ExpressionAttributeValues=values)
+    for _ in range(2):
+        with pytest.raises(ClientError) as e:
+            ddb.update_item(TableName=table, Key=key("upd-err"), UpdateExpression=two,
+                            ExpressionAttributeNames={"#a": "x", "#b": "x"}, ExpressionAttributeValues=values)
+        assert code(e.value) == "ValidationException" and "Two document paths" in str(e.value)
+    ddb.update_item(TableName=table, Key=key("upd-err"), UpdateExpression=two,
+                    ExpressionAttributeNames={"#a": "y", "#b": "z"}, ExpressionAttributeValues=values)
+    item = get(ddb, table, "upd-err")
+    assert (item["x"], item["y"], item["z"]) == ({"S": "A"}, {"S": "A"}, {"S": "B"})
 
 
 def test_same_condition_with_other_values_names_and_items(ddb, table):
