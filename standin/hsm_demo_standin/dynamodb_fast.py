@@ -22,6 +22,10 @@ devices/s, that parsing was the largest single cost. Here:
   expression string) is memoised; each call gets a fresh deque of fresh leaf nodes. Resolving
   `#names` / `:values`, the grammar and the evaluation run per request as before.
 
+* `LimitedSizeDict.__setitem__` (every attribute an Item gets) recomputes the size of the whole
+  item through `DynamoType.size()`; for the two scalar types that make up nearly every item
+  (`S` with a str value, `N`) the same size is computed inline, anything else calls `size()`.
+
 Caches are bounded (cleared when they reach `_CACHE_MAX` entries): clients that build expression
 strings with embedded values cannot grow the stand-in without bound.
 """
@@ -391,7 +395,43 @@ def _install_structural_check_cache() -> None:
     UpdateExpressionValidator.validate = validate  # type: ignore[method-assign]
 
 
+def _install_item_size_check() -> None:
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    if getattr(LimitedSizeDict.__setitem__, "_standin", False):
+        return
+    ItemSizeTooLarge = dynamo_type.ItemSizeTooLarge
+
+    def size_of(x: Any) -> int:
+        # exactly moto's `item.size() if type(item) is DynamoType else bytesize(str(item))`
+        if type(x) is DynamoType:
+            t = x.type
+            if t == "N":  # DynamoType.size: is_number() -> len(str(value))
+                return len(str(x.value))
+            if t == "S" and type(x.value) is str:  # not a set/list/map/bool -> bytesize(value)
+                return len(x.value.encode("utf-8"))
+            return x.size()  # type: ignore[no-any-return]
+        return bytesize(str(x))
+
+    def __setitem__(self: Any, key: str, value: Any) -> None:
+        current_item_size = 0
+        for k in self.keys():
+            current_item_size += size_of(k)
+        for v in self.values():
+            current_item_size += size_of(v)
+        new_item_size = bytesize(key) + size_of(value)
+        if (current_item_size + new_item_size) > 405000:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    __setitem__._standin = True  # type: ignore[attr-defined]
+    LimitedSizeDict.__setitem__ = __setitem__  # type: ignore[method-assign,assignment]
+
+
 def install() -> None:
+    _install_item_size_check()
     _install_update_expression_cache()
     _install_structural_check_cache()
     _install_condition_lex_cache()

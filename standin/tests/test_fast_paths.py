@@ -260,3 +260,17 @@ def test_fast_ast_copy_equals_deepcopy():
                 yield from nodes(c)
 
     assert not {id(n) for n in nodes(fast)} & {id(n) for n in nodes(ast)}  # a copy, not a share
+
+
+def test_item_size_limit_unchanged(ddb, table):
+    """moto's 400 KB item limit (checked per attribute as the item is built) at its exact edge,
+    with multi-byte text and numbers: the inlined size computation must agree byte for byte."""
+    # pk "size" (2 + 4), sk "A" (2 + 1), n "12345" (1 + 5), "big" (3) + 2 bytes per "é"
+    fixed = 2 + 4 + 2 + 1 + 1 + 5 + 3
+    most = (405000 - fixed) // 2
+    item = {**key("size"), "n": {"N": "12345"}}
+    ddb.put_item(TableName=table, Item={**item, "big": {"S": "é" * most}})
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName=table, Item={**item, "big": {"S": "é" * (most + 1)}})
+    assert code(e.value) == "ValidationException" and "size" in str(e.value)
+    assert len(get(ddb, table, "size")["big"]["S"]) == most
