@@ -1,33 +1,38 @@
-"""CPU savings in moto 5.2.5's DynamoDB expression handling (same results, less work per request).
+"""CPU savings in moto 5.2.5's DynamoDB request handling (same answers, less work per request).
 
 hsm-demo sends the same handful of ConditionExpression / UpdateExpression strings for every
 device, with different ExpressionAttributeValues; stock moto re-lexes and re-parses each of them
 several times per request (an UpdateItem parses its UpdateExpression twice and its condition twice,
-a TransactWriteItems parses every condition twice). With the stand-in at 100 % CPU at ~24
-devices/s, that parsing was the largest single cost. Here:
+a TransactWriteItems parses every condition three times). With the stand-in at 100 % CPU at ~24
+devices/s, that parsing and the AST validation were the largest costs. What is done here, and why
+each is invisible to clients (moto's own code still decides every answer):
 
 * `UpdateExpressionParser.make(expr)` is memoised by the expression string. Its result (an AST with
   placeholders such as `#token` / `:token`, never values or names) depends on the string alone.
   Every moto caller either only reads that AST (`find_clauses`) or hands it to a `Validator`,
   which deep-copies it before resolving names/values into the copy — so the cached AST is never
   mutated and each request still validates and executes its own copy with its own names/values.
-  A string that does not parse raises every time (errors are not cached).
+  A string that does not parse raises every time (errors are never cached).
 * The Validator's `deepcopy` of that AST uses `_copy_ast`, a copy with deepcopy's semantics
   (memo, parent links, shared immutable leaves) specialised to moto's AST nodes, whose state is
   exactly `type`, `children` and `parent`; anything else goes to `copy.deepcopy`.
-* `DepthFirstTraverser` rebuilt its `_processing_map()` dict (and a tuple of its keys) for every
-  node it visited; every processor in moto 5.2.5 returns the same map for its whole life (class
-  keys -> bound methods), so it is built once per processor instance.
+* `DepthFirstTraverser` rebuilt its `_processing_map()` dict for every node it visited and tested
+  each node with isinstance against ABCMeta classes; the same post-order walk now looks the
+  handler up once per (processor, node type). `Node.find_clauses` likewise.
+* The three purely structural UpdateExpression checks (clause counts, overlapping paths, key
+  attributes) run once per (expression, names, table key attributes): see
+  `_install_structural_check_cache`.
 * `ConditionExpressionParser._lex_condition_expression` (the tokeniser, a pure function of the
-  expression string) is memoised; each call gets a fresh deque of fresh leaf nodes. Resolving
-  `#names` / `:values`, the grammar and the evaluation run per request as before.
-
+  expression string) is memoised; each call gets a fresh deque of fresh leaf nodes.
+* `ConditionExpressionParser.parse` is memoised per (expression, names, values) when every value
+  is a scalar: see `_install_condition_parse_cache`.
 * `LimitedSizeDict.__setitem__` (every attribute an Item gets) recomputes the size of the whole
   item through `DynamoType.size()`; for the two scalar types that make up nearly every item
   (`S` with a str value, `N`) the same size is computed inline, anything else calls `size()`.
 
 Caches are bounded (cleared when they reach `_CACHE_MAX` entries): clients that build expression
-strings with embedded values cannot grow the stand-in without bound.
+strings with embedded values cannot grow the stand-in without bound. tests/test_fast_paths.py
+pins them against staleness.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ _ast_strings: dict[int, str] = {}  # id(cached AST) -> its expression string (se
 _structural_ok: dict[tuple[Any, ...], bool] = {}
 _condition_tokens: dict[str, tuple[tuple[str, str], ...]] = {}
 
-_IMMUTABLE = (str, int, float, bool, type(None))
+_IMMUTABLE = frozenset((str, int, float, bool, type(None)))  # exact types deepcopy returns as is
 _Node: Any = None  # moto.dynamodb.parsing.ast_nodes.Node, set by install()
 _node_types: dict[type, bool] = {}
 
@@ -55,6 +60,8 @@ def _is_node(t: type) -> bool:
     if known is None:
         known = _node_types[t] = issubclass(t, _Node)
     return known
+
+
 _NODE_STATE = frozenset(("type", "children", "parent"))
 
 
@@ -87,7 +94,7 @@ def _copy_ast(node: Any, memo: dict[int, Any]) -> Any:
     if children is not None:
         copied = []
         for child in children:
-            if isinstance(child, _IMMUTABLE):
+            if type(child) in _IMMUTABLE:
                 copied.append(child)
             elif _is_node(type(child)):
                 copied.append(_copy_ast(child, memo))
