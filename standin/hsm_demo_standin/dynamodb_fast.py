@@ -72,36 +72,41 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
         cache[key] = value
 
 
+_plain_types: dict[type, bool] = {}
+
+
 def _copy_ast(node: Any, memo: dict[int, Any]) -> Any:
     """copy.deepcopy(node) for moto's DynamoDB AST nodes, without deepcopy's generic machinery."""
     found = memo.get(id(node))
     if found is not None:
         return found
+    t = type(node)
+    plain = _plain_types.get(t)
+    if plain is None:
+        plain = _plain_types[t] = getattr(t, "__deepcopy__", None) is None and issubclass(t, _Node)
     state = node.__dict__
-    if state.keys() != _NODE_STATE or getattr(node, "__deepcopy__", None) is not None:
+    if not plain or state.keys() != _NODE_STATE:
         return copy.deepcopy(node, memo)  # not a plain moto AST node: the generic copy
-    new = object.__new__(type(node))
+    new = object.__new__(t)
     memo[id(node)] = new
-    new_state = new.__dict__
-    new_state["type"] = state["type"]
     parent = state["parent"]
     # the parent is usually copied already (we descend from it): found in memo
     if parent is not None:
         copied_parent = memo.get(id(parent))
         parent = copied_parent if copied_parent is not None else _copy_ast(parent, memo)
-    new_state["parent"] = parent
     children = state["children"]
     if children is not None:
         copied = []
         for child in children:
-            if type(child) in _IMMUTABLE:
+            ct = type(child)
+            if ct in _IMMUTABLE:
                 copied.append(child)
-            elif _is_node(type(child)):
+            elif _plain_types.get(ct) or _is_node(ct):
                 copied.append(_copy_ast(child, memo))
             else:
                 copied.append(copy.deepcopy(child, memo))
         children = copied
-    new_state["children"] = children
+    new.__dict__ = {"type": state["type"], "children": children, "parent": parent}
     return new
 
 
