@@ -26,6 +26,9 @@ each is invisible to clients (moto's own code still decides every answer):
   expression string) is memoised; each call gets a fresh deque of fresh leaf nodes.
 * `ConditionExpressionParser.parse` is memoised per (expression, names, values) when every value
   is a scalar: see `_install_condition_parse_cache`.
+* `ReservedKeywords.get_reserved_keywords()` is a list of ~570 words that moto scans linearly
+  for every plain attribute name of every expression; it becomes the same list (same words, same
+  order) with a hashed `in`.
 * `LimitedSizeDict.__setitem__` (every attribute an Item gets) recomputes the size of the whole
   item through `DynamoType.size()`; for the two scalar types that make up nearly every item
   (`S` with a str value, `N`) the same size is computed inline, anything else calls `size()`.
@@ -442,7 +445,30 @@ def _install_item_size_check() -> None:
     LimitedSizeDict.__setitem__ = __setitem__  # type: ignore[method-assign,assignment]
 
 
+class _KeywordList(list):  # type: ignore[type-arg]
+    """A list whose `in` is a set look-up (same members, so the same answers)."""
+
+    def __init__(self, words: list[str]) -> None:
+        super().__init__(words)
+        self._members = frozenset(words)
+
+    def __contains__(self, x: object) -> bool:
+        try:
+            return x in self._members
+        except TypeError:  # unhashable: only list.__contains__ can say
+            return list.__contains__(self, x)
+
+
+def _install_reserved_keyword_set() -> None:
+    from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
+
+    words = ReservedKeywords.get_reserved_keywords()
+    if not isinstance(words, _KeywordList):
+        ReservedKeywords.KEYWORDS = _KeywordList(list(words))
+
+
 def install() -> None:
+    _install_reserved_keyword_set()
     _install_item_size_check()
     _install_update_expression_cache()
     _install_structural_check_cache()

@@ -274,3 +274,21 @@ def test_item_size_limit_unchanged(ddb, table):
         ddb.put_item(TableName=table, Item={**item, "big": {"S": "é" * (most + 1)}})
     assert code(e.value) == "ValidationException" and "size" in str(e.value)
     assert len(get(ddb, table, "size")["big"]["S"]) == most
+
+
+def test_reserved_keywords_still_refused(ddb, table):
+    """moto scans its reserved-word list for every plain attribute name; the set-backed list the
+    stand-in installs must refuse the same words (any case) and accept the rest."""
+    ddb.put_item(TableName=table, Item=key("kw"))
+    for word in ("counter", "COUNTER", "Status", "name"):
+        with pytest.raises(ClientError) as e:
+            ddb.update_item(TableName=table, Key=key("kw"), UpdateExpression=f"SET {word} = :v",
+                            ExpressionAttributeValues={":v": {"S": "x"}})
+        assert code(e.value) == "ValidationException" and "reserved keyword" in str(e.value)
+        with pytest.raises(ClientError) as e:
+            ddb.put_item(TableName=table, Item=key("kw"), ConditionExpression=f"{word} = :v",
+                         ExpressionAttributeValues={":v": {"S": "x"}})
+        assert code(e.value) == "ValidationException" and "reserved keyword" in str(e.value)
+    ddb.update_item(TableName=table, Key=key("kw"), UpdateExpression="SET counters = :v",
+                    ExpressionAttributeValues={":v": {"S": "x"}}, ConditionExpression="counters_x <> :v")
+    assert get(ddb, table, "kw")["counters"] == {"S": "x"}
