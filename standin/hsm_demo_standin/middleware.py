@@ -38,7 +38,7 @@ def _json(start_response: Callable[..., Any], status: str, body: Any) -> list[by
     return [data]
 
 
-# JSON-protocol targets whose backend app `_fast_app` may cache (X-Amz-Target prefix -> the SigV4
+# JSON-protocol targets whose backend app `StandinMiddleware.dispatch` may cache (X-Amz-Target prefix -> the SigV4
 # service names that may sign it). Only exact, known prefixes: for these moto's routing is a pure
 # function of (signing service, region, prefix) — see `_route_key`.
 _FAST_TARGETS = {"DynamoDB_20120810": "dynamodb", "ACMPrivateCA": "acm-pca"}
@@ -91,7 +91,9 @@ class StandinMiddleware:
             return self.app(environ, start_response)
         app = self._apps.get(key)
         if app is None:
-            app = self._apps[key] = get_application(environ)
+            app = get_application(environ)
+            if len(self._apps) < 256:  # regions are client-chosen strings: keep the cache bounded
+                self._apps[key] = app
         return app(environ, start_response)
 
     def __call__(
