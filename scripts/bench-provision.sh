@@ -5,7 +5,8 @@
 #     pipeline: pkcs11-tool, openssl + libp11 engine, AWS CLI) on NB devices; compared per device.
 #  2. N2 devices with the stand-in's throttling switch on (IssueCertificate 25 TPS, GetCertificate 75):
 #     achieved issuance rate vs the quota, failures in the --json output.
-#  3. Peak RSS (/usr/bin/time -v) of `provision --manifest` for N3_SMALL and N3_LARGE devices, no throttling.
+#  3. Peak RSS (/usr/bin/time -v) of `provision --manifest` for N3_SMALL and N3_LARGE devices, no throttling,
+#     and of the plain cryptoki loop creating as many key pairs (the module's own share of the RSS).
 #  4. HSM side: key generation + CSR signing per device with 1, 2, 4 workers — hsm-demo's worker pool
 #     (examples/hsm_pool_loop.rs) and the per-device CLI — vs a plain cryptoki loop
 #     (examples/keygen_csr_loop.rs) with as many threads.
@@ -13,7 +14,7 @@
 #
 #   BIN     release hsm-demo                 KLOOP   release examples/keygen_csr_loop
 #   PLOOP   release examples/hsm_pool_loop
-#   N1=200  NB=20  N2=1000  N3_SMALL=1000  N3_LARGE=3000 (the issue: 10000; see mk/70-bench.mk)  N4=300  WORKERS="1 2 4"
+#   N1=200  NB=20  N2=1000  N3_SMALL=1000  N3_LARGE=10000  N4=300  WORKERS="1 2 4"
 #   BENCHES="1 2 3 4" (a subset runs only those; the report then shows only those)
 #   PY      the project venv's python (moto)  AWS_CLI  aws from .venv-awscli   OUT  docs/benchmarks.md
 set -euo pipefail
@@ -24,7 +25,7 @@ PLOOP=${PLOOP:-$ROOT/target/release/examples/hsm_pool_loop}
 PY=${PY:-$ROOT/.venv/bin/python}
 AWS_CLI=${AWS_CLI:-$ROOT/.venv-awscli/bin/aws}
 OUT=${OUT:-$ROOT/docs/benchmarks.md}
-N1=${N1:-200} NB=${NB:-20} N2=${N2:-1000} N3_SMALL=${N3_SMALL:-1000} N3_LARGE=${N3_LARGE:-3000}
+N1=${N1:-200} NB=${NB:-20} N2=${N2:-1000} N3_SMALL=${N3_SMALL:-1000} N3_LARGE=${N3_LARGE:-10000}
 N4=${N4:-300} WORKERS=${WORKERS:-1 2 4} BENCHES=${BENCHES:-1 2 3 4}
 MODULE=${HSM_DEMO_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 PIN=123456
@@ -166,6 +167,19 @@ if has 3; then
   python3 "$HERE/make-manifest.py" "$N3_LARGE" rl > "$WORK/m3l.csv"
   provision_run rss-small "$WORK/m3s.csv" bench-rss-small
   provision_run rss-large "$WORK/m3l.csv" bench-rss-large
+  # The module's share: SoftHSM2 keeps every object it has created or seen in process memory, so
+  # the plain cryptoki loop (same objects, no AWS, nothing of hsm-demo) creating as many key pairs
+  # on a fresh token shows how much of the RSS is the module's.
+  for size in small large; do
+    n=$N3_SMALL; [ $size = large ] && n=$N3_LARGE
+    conf=$(new_token "rssloop-$size")
+    SOFTHSM2_CONF=$conf /usr/bin/time -v -o "$WORK/time-rssloop-$size.txt" \
+      "$KLOOP" "$MODULE" "rssloop-$size" "$n" 1 dev > "$WORK/rssloop-$size.txt"
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time-rssloop-$size.txt")
+    echo "bench-provision:   plain loop, $n devices: RSS $rss KiB ($(cat "$WORK/rssloop-$size.txt"))"
+    # shellcheck disable=SC2046
+    record bench="rssloop-$size" rss_kib="$rss" $(tr ' ' '\n' < "$WORK/rssloop-$size.txt" | grep -E '^(seconds|errors|devices)=')
+  done
 fi
 
 # --- 4. HSM side: keygen + CSR per device, 1/2/4 workers vs a plain cryptoki loop -----------------

@@ -223,12 +223,12 @@ fn device_key<'s>(
         ..KeygenRequest::new(label.clone(), req.curve)
     };
     let mut index = store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
-    if never_claimed && index.as_deref().is_some_and(|i| !i.may_contain(label)) {
+    if let Some(i) = index.as_deref_mut().filter(|i| never_claimed && !i.may_contain(label)) {
+        // Recorded first: should the generation fail and leave something behind, a retry of this
+        // device searches instead of trusting the index.
+        i.insert(label);
         let lock = TokenLock::acquire(session)?;
         let key = generate_key_locked(session, &keygen, &lock)?;
-        if let Some(i) = index.as_deref_mut() {
-            i.insert(label);
-        }
         return Ok((
             HsmSigner::from_generated(session, &key),
             KeyOutcome::Created,
