@@ -223,7 +223,10 @@ fn device_key<'s>(
         ..KeygenRequest::new(label.clone(), req.curve)
     };
     let mut index = store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
-    if let Some(i) = index.as_deref_mut().filter(|i| never_claimed && !i.may_contain(label)) {
+    if let Some(i) = index
+        .as_deref_mut()
+        .filter(|i| never_claimed && !i.may_contain(label))
+    {
         // Recorded first: should the generation fail and leave something behind, a retry of this
         // device searches instead of trusting the index.
         i.insert(label);
