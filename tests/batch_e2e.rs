@@ -296,12 +296,7 @@ fn failures_do_not_stop_the_batch_and_retry_failed_reruns_only_them() {
 
 /// Deletes every key object labelled `label` (by id, via pkcs11-tool).
 fn remove_keys(env: &PcaEnv, label: &str) {
-    let a = env
-        .cmd()
-        .args(["--json", "list-slots", "--objects"])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    let v = env.objects_json();
     let mut ids = Vec::new();
     collect_ids(&v, label, &mut ids);
     assert!(!ids.is_empty(), "no objects labelled {label}: {v}");

@@ -19,12 +19,7 @@ use pca_support::PcaEnv;
 
 /// Private keys per label on the token (`list-slots --objects --json`).
 fn private_keys_labelled(env: &PcaEnv, label: &str) -> usize {
-    let a = env
-        .cmd()
-        .args(["--json", "list-slots", "--objects"])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    let v = env.objects_json();
     fn walk(v: &serde_json::Value, label: &str, n: &mut usize) {
         match v {
             serde_json::Value::Object(m) => {
@@ -102,36 +97,16 @@ fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
 #[test]
 fn only_a_device_the_registry_never_saw_skips_the_token_search() {
     use hsm_demo::hsm::module::Module;
-    use hsm_demo::pca::aws::AwsClients;
     use hsm_demo::pca::failed::mark_failed;
     use hsm_demo::pca::hsm_pool::HsmPool;
     use hsm_demo::pca::issue::Begin;
     use hsm_demo::pca::provision::{DeviceRequest, KeyOutcome};
-    use hsm_demo::pca::{CaArn, DeviceId, IssueOptions, Issuer};
+    use hsm_demo::pca::DeviceId;
     use secrecy::SecretString;
 
     let env = PcaEnv::new();
-    let conf = common::standin::sdk_config_with_key(&env.endpoint, &env.akid);
-    let clients = AwsClients {
-        pca: aws_sdk_acmpca::Client::new(&conf),
-        ddb: aws_sdk_dynamodb::Client::new(&conf),
-        region: common::standin::REGION.into(),
-        pca_endpoint: env.endpoint.clone(),
-        ddb_endpoint: env.endpoint.clone(),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ca = CaArn::parse(env.ca()).unwrap();
-    let issuer = rt
-        .block_on(Issuer::new(
-            &clients,
-            &env.table,
-            &ca,
-            IssueOptions::default(),
-        ))
-        .expect("issuer");
+    let clients = env.clients();
+    let (rt, issuer) = env.issuer(&clients);
 
     // An empty partition: the claim is the device's first registry item.
     let fresh = DeviceId::parse("ki-fresh").unwrap();

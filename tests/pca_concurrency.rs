@@ -281,9 +281,8 @@ fn malformed_csr_from_aws_is_terminal_not_retried_and_nothing_stays_recorded() {
 
 #[test]
 fn invalid_state_between_checks_and_issue_is_terminal_and_leaves_nothing() {
-    use hsm_demo::pca::aws::AwsClients;
     use hsm_demo::pca::csr::Csr;
-    use hsm_demo::pca::{CaArn, DeviceId, IssueOptions, Issuer};
+    use hsm_demo::pca::DeviceId;
 
     let env = PcaEnv::new();
     let o = env
@@ -307,27 +306,8 @@ fn invalid_state_between_checks_and_issue_is_terminal_and_leaves_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    let conf = standin::sdk_config_with_key(&env.endpoint, &env.akid);
-    let clients = AwsClients {
-        pca: aws_sdk_acmpca::Client::new(&conf),
-        ddb: aws_sdk_dynamodb::Client::new(&conf),
-        region: standin::REGION.into(),
-        pca_endpoint: env.endpoint.clone(),
-        ddb_endpoint: env.endpoint.clone(),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ca = CaArn::parse(env.ca()).unwrap();
-    let issuer = rt
-        .block_on(Issuer::new(
-            &clients,
-            &env.table,
-            &ca,
-            IssueOptions::default(),
-        ))
-        .expect("issuer");
+    let clients = env.clients();
+    let (rt, issuer) = env.issuer(&clients);
     // The CA is disabled after the issuer checked it (an operator acting mid-run).
     rt.block_on(
         clients

@@ -93,6 +93,50 @@ impl PcaEnv {
         c
     }
 
+    /// The library's AWS clients for this test's endpoint and access key (in-process use).
+    pub fn clients(&self) -> hsm_demo::pca::aws::AwsClients {
+        let conf = standin::sdk_config_with_key(&self.endpoint, &self.akid);
+        hsm_demo::pca::aws::AwsClients {
+            pca: aws_sdk_acmpca::Client::new(&conf),
+            ddb: aws_sdk_dynamodb::Client::new(&conf),
+            region: standin::REGION.into(),
+            pca_endpoint: self.endpoint.clone(),
+            ddb_endpoint: self.endpoint.clone(),
+        }
+    }
+
+    /// A current-thread runtime and an [`Issuer`](hsm_demo::pca::Issuer) on this test's issuing
+    /// CA and table (default options), for tests that drive the library in-process.
+    pub fn issuer(
+        &self,
+        clients: &hsm_demo::pca::aws::AwsClients,
+    ) -> (tokio::runtime::Runtime, hsm_demo::pca::Issuer) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ca = hsm_demo::pca::CaArn::parse(self.ca()).unwrap();
+        let issuer = rt
+            .block_on(hsm_demo::pca::Issuer::new(
+                clients,
+                &self.table,
+                &ca,
+                hsm_demo::pca::IssueOptions::default(),
+            ))
+            .expect("issuer");
+        (rt, issuer)
+    }
+
+    /// `hsm-demo --json list-slots --objects`, parsed (asserts success).
+    pub fn objects_json(&self) -> serde_json::Value {
+        let a = self
+            .cmd()
+            .args(["--json", "list-slots", "--objects"])
+            .assert()
+            .success();
+        serde_json::from_str(&stdout_of(&a)).unwrap()
+    }
+
     /// `provision --ca-arn <ca> --device-id <id> --json` → parsed JSON (asserts success).
     pub fn provision(&self, device: &str) -> serde_json::Value {
         let a = self
