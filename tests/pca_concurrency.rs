@@ -285,27 +285,7 @@ fn invalid_state_between_checks_and_issue_is_terminal_and_leaves_nothing() {
     use hsm_demo::pca::DeviceId;
 
     let env = PcaEnv::new();
-    let o = env
-        .token
-        .tool("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "k.key",
-            "-out",
-            "k.csr",
-            "-subj",
-            "/CN=st-1",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    env.openssl_csr("k", "st-1");
     let clients = env.clients();
     let (rt, issuer) = env.issuer(&clients);
     // The CA is disabled after the issuer checked it (an operator acting mid-run).

@@ -213,33 +213,7 @@ fn pca_csr_from_hsm_key_verifies_with_openssl() {
 #[test]
 fn issue_with_openssl_csr_sub_day_validity_server_template_and_rerun() {
     let env = PcaEnv::new();
-    let gen = |name: &str, cn: &str| {
-        let out = env
-            .token
-            .tool("openssl")
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={cn}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let gen = |name: &str, cn: &str| env.openssl_csr(name, cn);
     gen("ext", "ext-1");
     let issue = |csr: &str| {
         env.cmd()

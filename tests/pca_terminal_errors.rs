@@ -112,27 +112,7 @@ fn limit_exceeded_is_terminal_not_retried_and_leaves_nothing_recorded() {
 #[test]
 fn limit_exceeded_from_pca_issue_with_a_csr_is_terminal_too() {
     let env = PcaEnv::new();
-    let o = env
-        .token
-        .tool("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "d.key",
-            "-out",
-            "d.csr",
-            "-subj",
-            "/CN=lim-csr",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.openssl_csr("d", "lim-csr");
     standin::set_switches_for(
         &env.endpoint,
         &env.akid,

@@ -127,6 +127,31 @@ impl PcaEnv {
         (rt, issuer)
     }
 
+    /// A P-256 key and CSR made by openssl outside the HSM: `<name>.key`, `<name>.csr` (subject
+    /// `CN=<cn>`) in the scratch dir (asserts success).
+    pub fn openssl_csr(&self, name: &str, cn: &str) {
+        let (key, csr, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("/CN={cn}"),
+        );
+        let o = self
+            .token
+            .tool("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// `hsm-demo --json list-slots --objects`, parsed (asserts success).
     pub fn objects_json(&self) -> serde_json::Value {
         let a = self
