@@ -146,6 +146,15 @@ SERIAL2=$("$BIN" --json pca show --device-id "$DEVICE" | json_get current.serial
 [ "$SERIAL" = "$SERIAL2" ] || die "the rerun changed the serial ($SERIAL -> $SERIAL2)"
 say "  same serial $SERIAL ✓"
 
+say ""
+say "a fleet: the same per-device flow for every line of a manifest — streamed, paced at the AWS quotas,"
+say "resumable, several runners may share it (§3.1 Fleets, §5.7)"
+{ echo "device_id,san_uri"; for i in 1 2 3 4 5; do echo "fleet-000$i,spiffe://example.org/device/fleet-000$i"; done; } > fleet.csv
+run cat fleet.csv
+hsm provision --ca-arn "$CA_ARN" --manifest fleet.csv --out-dir certs
+say "rerun of the same manifest: every device already present, nothing issued"
+hsm provision --ca-arn "$CA_ARN" --manifest fleet.csv --out-dir certs
+
 # ---------------------------------------------------------------- §6.3
 heading "§6.3 DynamoDB registry schema"
 say "everything about the device: ONE consistent Query on pk = DEVICE#$DEVICE (CURRENT, CERT#000000, INTENT#000000)"
