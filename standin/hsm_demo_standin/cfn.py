@@ -13,7 +13,7 @@ only), cached on first use: importing this module before the first stack call is
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable, ClassVar, Self
 
 from moto.core.common_models import CloudFormationModel
 
@@ -28,15 +28,16 @@ def _pca(account_id: str, region_name: str) -> Any:
     return acmpca_backends[account_id][region_name]
 
 
-def _bad_attr(resource: str, attr: str) -> Exception:
-    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+class _Resource:
+    """What the four types share. A mixin rather than a CloudFormationModel subclass: moto registers
+    only *direct* subclasses, so each type lists CloudFormationModel itself, after this class."""
 
-    return UnformattedGetAttTemplateException()
+    CFN_TYPE: ClassVar[str]
+    # Fn::GetAtt name -> its value for an instance; anything else fails template validation.
+    CFN_ATTRS: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
-
-class PcaCertificateAuthority(CloudFormationModel):
-    def __init__(self, arn: str, account_id: str, region_name: str, props: dict[str, Any]):
-        self.arn = arn
+    def __init__(self, physical_id: str, account_id: str, region_name: str, props: dict[str, Any]):
+        self.physical_id = physical_id  # what Ref returns
         self.account_id = account_id
         self.region_name = region_name
         self.props = props
@@ -45,25 +46,42 @@ class PcaCertificateAuthority(CloudFormationModel):
     def cloudformation_name_type() -> str:
         return ""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ACMPCA::CertificateAuthority"
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.CFN_TYPE
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn", "CertificateSigningRequest")
+        return attr in cls.CFN_ATTRS
 
     @property
     def physical_resource_id(self) -> str:
-        return self.arn
+        return self.physical_id
 
     def get_cfn_attribute(self, attr: str) -> Any:
-        if attr == "Arn":
-            return self.arn
-        if attr == "CertificateSigningRequest":
-            ca = _pca(self.account_id, self.region_name).describe_certificate_authority(self.arn)
-            return ca.csr.decode().strip()
-        raise _bad_attr("CertificateAuthority", attr)
+        if attr not in self.CFN_ATTRS:
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            raise UnformattedGetAttTemplateException()
+        return self.CFN_ATTRS[attr](self)
+
+    def _ca(self, ca_arn: str) -> Any:
+        return _pca(self.account_id, self.region_name).describe_certificate_authority(ca_arn)
+
+    # Each type's own semantics; moto's entry points below hand them the resource's Properties (`p`).
+    @classmethod
+    def _create(cls, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        """Make the resource in the backend; `name` is the generated resource name."""
+        raise NotImplementedError
+
+    @classmethod
+    def _update(cls, res: Self, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        """Update `res` in place or replace it; return the resource that stays."""
+        raise NotImplementedError
+
+    @classmethod
+    def _remove(cls, physical_id: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
+        """Undo the resource in the backend; the default has nothing to undo."""
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -73,8 +91,47 @@ class PcaCertificateAuthority(CloudFormationModel):
         account_id: str,
         region_name: str,
         **kwargs: Any,
-    ) -> PcaCertificateAuthority:
+    ) -> Any:
+        return cls._create(resource_name, cloudformation_json.get("Properties", {}), account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
         p = cloudformation_json.get("Properties", {})
+        return cls._update(original_resource, new_resource_name, p, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> None:
+        cls._remove(resource_name, cloudformation_json.get("Properties", {}), account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._remove(self.physical_id, self.props, account_id, region_name)
+
+    def is_created(self) -> bool:
+        return True
+
+
+class PcaCertificateAuthority(_Resource, CloudFormationModel):
+    CFN_TYPE = "AWS::ACMPCA::CertificateAuthority"
+    CFN_ATTRS = {
+        "Arn": lambda r: r.physical_id,
+        "CertificateSigningRequest": lambda r: r._ca(r.physical_id).csr.decode().strip(),
+    }
+
+    @classmethod
+    def _create(cls, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
         config = {
             "KeyAlgorithm": p.get("KeyAlgorithm"),
             "SigningAlgorithm": p.get("SigningAlgorithm"),
@@ -94,94 +151,45 @@ class PcaCertificateAuthority(CloudFormationModel):
         return cls(arn, account_id, region_name, p)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: PcaCertificateAuthority,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> PcaCertificateAuthority:
-        new = cloudformation_json.get("Properties", {})
-        old = original_resource.props
+    def _update(cls, res: Self, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        new, old = p, res.props
         changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
         if changed <= _CA_UPDATABLE:
             backend = _pca(account_id, region_name)
+            arn = res.physical_id
             if "RevocationConfiguration" in changed and new.get("RevocationConfiguration"):
-                ca = backend.describe_certificate_authority(original_resource.arn)
+                ca = backend.describe_certificate_authority(arn)
                 ca.set_revocation_configuration(new["RevocationConfiguration"])
             if "Tags" in changed:
                 if old.get("Tags"):
-                    backend.untag_certificate_authority(original_resource.arn, old["Tags"])
+                    backend.untag_certificate_authority(arn, old["Tags"])
                 if new.get("Tags"):
-                    backend.tag_certificate_authority(original_resource.arn, new["Tags"])
-            original_resource.props = new
-            return original_resource
+                    backend.tag_certificate_authority(arn, new["Tags"])
+            res.props = new
+            return res
         # Any other change replaces the CA, as in AWS.
-        replacement = cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
-        original_resource.delete(account_id, region_name)
+        replacement = cls._create(name, new, account_id, region_name)
+        res.delete(account_id, region_name)
         return replacement
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        _pca(account_id, region_name).delete_certificate_authority(resource_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        _pca(account_id, region_name).delete_certificate_authority(self.arn)
-
-    def is_created(self) -> bool:
-        return True
+    def _remove(cls, physical_id: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
+        _pca(account_id, region_name).delete_certificate_authority(physical_id)
 
 
-class PcaCertificate(CloudFormationModel):
-    def __init__(self, arn: str, ca_arn: str, account_id: str, region_name: str):
-        self.arn = arn
-        self.ca_arn = ca_arn
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ACMPCA::Certificate"
+class PcaCertificate(_Resource, CloudFormationModel):
+    CFN_TYPE = "AWS::ACMPCA::Certificate"
+    CFN_ATTRS = {
+        "Arn": lambda r: r.physical_id,
+        "Certificate": lambda r: (
+            r._ca(r.props.get("CertificateAuthorityArn")).get_issued(r.physical_id).pem.decode().strip()
+        ),
+    }
+    # _remove stays the no-op default: an issued certificate cannot be deleted from a CA.
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn", "Certificate")
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
-
-    def get_cfn_attribute(self, attr: str) -> Any:
-        if attr == "Arn":
-            return self.arn
-        if attr == "Certificate":
-            ca = _pca(self.account_id, self.region_name).describe_certificate_authority(self.ca_arn)
-            return ca.get_issued(self.arn).pem.decode().strip()
-        raise _bad_attr("Certificate", attr)
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> PcaCertificate:
-        p = dict(cloudformation_json.get("Properties", {}))
+    def _create(cls, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        p = dict(p)
         csr = p.pop("CertificateSigningRequest", "")
         params = {
             "CertificateAuthorityArn": p.get("CertificateAuthorityArn"),
@@ -192,35 +200,12 @@ class PcaCertificate(CloudFormationModel):
             "ApiPassthrough": p.get("ApiPassthrough"),
         }
         arn = acmpca.backend_issue_certificate(_pca(account_id, region_name), params, csr.encode())
-        return cls(arn, params["CertificateAuthorityArn"], account_id, region_name)
+        return cls(arn, account_id, region_name, p)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: PcaCertificate,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> PcaCertificate:
+    def _update(cls, res: Self, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
         # Every property of AWS::ACMPCA::Certificate requires replacement: issue a new one.
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        return None  # an issued certificate cannot be deleted from a CA
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        return None
-
-    def is_created(self) -> bool:
-        return True
+        return cls._create(name, p, account_id, region_name)
 
 
 def _int_validity(v: Any) -> Any:
@@ -233,34 +218,13 @@ def _int_validity(v: Any) -> Any:
     return v
 
 
-class PcaCertificateAuthorityActivation(CloudFormationModel):
-    def __init__(self, ca_arn: str, account_id: str, region_name: str, props: dict[str, Any]):
-        self.ca_arn = ca_arn
-        self.account_id = account_id
-        self.region_name = region_name
-        self.props = props
+class PcaCertificateAuthorityActivation(_Resource, CloudFormationModel):
+    """Ref (the physical id) is the CA's ARN."""
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ACMPCA::CertificateAuthorityActivation"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "CompleteCertificateChain"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.ca_arn
-
-    def get_cfn_attribute(self, attr: str) -> Any:
-        if attr == "CompleteCertificateChain":
-            ca = _pca(self.account_id, self.region_name).describe_certificate_authority(self.ca_arn)
-            return ca.chain_pem().decode().strip()
-        raise _bad_attr("CertificateAuthorityActivation", attr)
+    CFN_TYPE = "AWS::ACMPCA::CertificateAuthorityActivation"
+    CFN_ATTRS = {
+        "CompleteCertificateChain": lambda r: r._ca(r.physical_id).chain_pem().decode().strip(),
+    }
 
     @staticmethod
     def _apply(p: dict[str, Any], account_id: str, region_name: str) -> str:
@@ -278,89 +242,36 @@ class PcaCertificateAuthorityActivation(CloudFormationModel):
         return str(ca_arn)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> PcaCertificateAuthorityActivation:
-        p = cloudformation_json.get("Properties", {})
+    def _create(cls, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
         return cls(cls._apply(p, account_id, region_name), account_id, region_name, p)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: PcaCertificateAuthorityActivation,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> PcaCertificateAuthorityActivation:
-        p = cloudformation_json.get("Properties", {})
-        old = original_resource.props
+    def _update(cls, res: Self, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        old = res.props
         backend = _pca(account_id, region_name)
         if p.get("CertificateAuthorityArn") != old.get("CertificateAuthorityArn"):
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+            res.delete(account_id, region_name)
+            return cls._create(name, p, account_id, region_name)
         if (p.get("Certificate"), p.get("CertificateChain")) != (old.get("Certificate"), old.get("CertificateChain")):
             cls._apply(p, account_id, region_name)
         else:
-            backend.update_certificate_authority(original_resource.ca_arn, None, p.get("Status", "ACTIVE"))
-        original_resource.props = p
-        return original_resource
+            backend.update_certificate_authority(res.physical_id, None, p.get("Status", "ACTIVE"))
+        res.props = p
+        return res
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        _disable(resource_name, account_id, region_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        _disable(self.ca_arn, account_id, region_name)
-
-    def is_created(self) -> bool:
-        return True
+    def _remove(cls, physical_id: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
+        """Deleting an activation disables the CA (as AWS does); a deleted CA stays deleted."""
+        backend = _pca(account_id, region_name)
+        ca = backend.certificate_authorities.get(physical_id)
+        if ca is not None and ca.status == "ACTIVE":
+            backend.update_certificate_authority(physical_id, None, "DISABLED")
 
 
-def _disable(ca_arn: str, account_id: str, region_name: str) -> None:
-    """Deleting an activation disables the CA (as AWS does); a deleted CA stays deleted."""
-    backend = _pca(account_id, region_name)
-    ca = backend.certificate_authorities.get(ca_arn)
-    if ca is not None and ca.status == "ACTIVE":
-        backend.update_certificate_authority(ca_arn, None, "DISABLED")
+class S3BucketPolicy(_Resource, CloudFormationModel):
+    """Ref (the physical id) is the logical resource name; the bucket is props["Bucket"]."""
 
-
-class S3BucketPolicy(CloudFormationModel):
-    def __init__(self, name: str, bucket: str, account_id: str, region_name: str):
-        self.name = name
-        self.bucket = bucket
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    def get_cfn_attribute(self, attr: str) -> Any:
-        raise _bad_attr("BucketPolicy", attr)
+    CFN_TYPE = "AWS::S3::BucketPolicy"
 
     @staticmethod
     def _s3(account_id: str, region_name: str) -> Any:
@@ -370,60 +281,30 @@ class S3BucketPolicy(CloudFormationModel):
         return s3_backends[account_id][get_partition(region_name)]
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> S3BucketPolicy:
-        p = cloudformation_json.get("Properties", {})
+    def _create(cls, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
         bucket = p["Bucket"]
         doc = p.get("PolicyDocument", {})
         text = doc if isinstance(doc, str) else json.dumps(doc)
         cls._s3(account_id, region_name).put_bucket_policy(bucket, text.encode())
-        return cls(resource_name, bucket, account_id, region_name)
+        return cls(name, account_id, region_name, p)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: S3BucketPolicy,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> S3BucketPolicy:
-        new_bucket = cloudformation_json.get("Properties", {}).get("Bucket")
-        if new_bucket != original_resource.bucket:
-            original_resource.delete(account_id, region_name)
-        new = cls.create_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-        return new
+    def _update(cls, res: Self, name: str, p: dict[str, Any], account_id: str, region_name: str) -> Self:
+        if p.get("Bucket") != res.props["Bucket"]:
+            res.delete(account_id, region_name)
+        return cls._create(res.physical_id, p, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        bucket = cloudformation_json.get("Properties", {}).get("Bucket")
-        if bucket:
-            cls(resource_name, bucket, account_id, region_name).delete(account_id, region_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
+    def _remove(cls, physical_id: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
         from moto.s3.exceptions import MissingBucket
 
+        bucket = props.get("Bucket")
+        if not bucket:
+            return
         try:
-            self._s3(account_id, region_name).delete_bucket_policy(self.bucket)
+            cls._s3(account_id, region_name).delete_bucket_policy(bucket)
         except MissingBucket:
             pass
-
-    def is_created(self) -> bool:
-        return True
 
 
 def install() -> None:

@@ -418,3 +418,36 @@ def test_yaml_short_form_condition(cfn, s3, mode, present):
     have = {s for s in ("notb", "and", "or") if _bucket_exists(s3, f"{bucket}-{s}")}
     assert have == present
     cfn.delete_stack(StackName=name)
+
+
+# --------------------------------------------------------------------------- our types (cfn.py)
+@pytest.mark.parametrize("ref", [["CA", "Certificate"], ["Act", "Arn"]])
+def test_getatt_of_an_attribute_the_type_lacks_is_rejected(cfn, pca, ref):
+    """Fn::GetAtt of an attribute the type does not have (the CA has no Certificate, the activation
+    no Arn) fails CreateStack's validation, as in AWS, and no CA is created."""
+    name, cn = unique("engine-attr"), unique("engine attr root")
+    tpl = json.dumps({"Resources": {"CA": root_ca(cn), "Cert": root_cert(), "Act": activation()},
+                      "Outputs": {"X": {"Value": {"Fn::GetAtt": ref}}}})
+    with pytest.raises(ClientError) as e:
+        cfn.create_stack(StackName=name, TemplateBody=tpl)
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert ref[1] in e.value.response["Error"]["Message"]
+    assert cas_with_cn(pca, cn) == {}
+
+
+def test_removing_the_activation_disables_the_ca(cfn, pca):
+    """An update that drops the CertificateAuthorityActivation disables its CA (as AWS does) and
+    leaves the CA and its certificate in place; DeleteStack then deletes the CA."""
+    name, cn = unique("engine-deact"), unique("engine deact root")
+    res = {"CA": root_ca(cn), "Cert": root_cert()}
+    out = {"Arn": {"Value": {"Ref": "CA"}}}
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": dict(res, Act=activation()), "Outputs": out}))
+    arn = outputs(stack(cfn, name))["Arn"]
+    assert ca_status(pca, arn) == "ACTIVE"
+
+    cfn.update_stack(StackName=name, TemplateBody=json.dumps({"Resources": res, "Outputs": out}))
+    assert stack(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
+    assert ca_status(pca, arn) == "DISABLED"
+    assert pca.get_certificate_authority_certificate(CertificateAuthorityArn=arn)["Certificate"]
+    cfn.delete_stack(StackName=name)
+    assert ca_status(pca, arn) == "DELETED"
