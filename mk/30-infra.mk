@@ -15,7 +15,7 @@ INFRA_ROOT_MODE  ?= PCA
 INFRA_OUTPUTS    ?= $(RUN_DIR)/infra-outputs.json
 # The endpoint of the deployment targets only (not exported to every make target: the Rust tests
 # under `make test` start their own stand-ins and must not see it).
-INFRA_ENDPOINT   := $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:4566)
+INFRA_ENDPOINT   := $(or $(AWS_ENDPOINT_URL),http://$(AWS_HOST):$(AWS_PORT))
 infra-deploy infra-destroy infra-e2e: export AWS_ENDPOINT_URL = $(INFRA_ENDPOINT)
 
 .PHONY: infra-deps infra-check infra-deploy infra-destroy infra-e2e
