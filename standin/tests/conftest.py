@@ -1,7 +1,8 @@
 """One stand-in per test session, started through the launcher on a free port.
 
-STANDIN_TEST_STOCK=1 runs the same tests against stock `moto_server` (every test should fail
-there: that's what the plugin is for). Tests isolate themselves by creating their own CAs and by
+STANDIN_TEST_STOCK=1 runs the same tests against stock `moto_server`: every test of a behaviour
+the plugin adds fails there (that's what the plugin is for); the tests that pin the plugin's
+speed-ups against stock moto's answers (test_fast_paths.py) pass on both. Tests isolate themselves by creating their own CAs and by
 scoping run-time switches to their own access key id.
 """
 
