@@ -167,6 +167,15 @@ if has 3; then
   python3 "$HERE/make-manifest.py" "$N3_LARGE" rl > "$WORK/m3l.csv"
   provision_run rss-small "$WORK/m3s.csv" bench-rss-small
   provision_run rss-large "$WORK/m3l.csv" bench-rss-large
+  # SoftHSM2 reads every object file of a token at C_Initialize: a process that reads no object at
+  # all (`list-slots`) on the token a run left behind shows what merely opening it costs.
+  for size in small large; do
+    SOFTHSM2_CONF=$WORK/tok-rss-$size/softhsm2.conf /usr/bin/time -v -o "$WORK/time-open-$size.txt" \
+      "$BIN" list-slots > /dev/null
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time-open-$size.txt")
+    echo "bench-provision:   hsm-demo list-slots on the rss-$size token: RSS $rss KiB"
+    record bench="open-$size" rss_kib="$rss"
+  done
   # The module's share: SoftHSM2 keeps every object it has created or seen in process memory, so
   # the plain cryptoki loop (same objects, no AWS, nothing of hsm-demo) creating as many key pairs
   # on a fresh token shows how much of the RSS is the module's.
