@@ -38,25 +38,8 @@ fn nothing_recorded(env: &PcaEnv) {
 }
 
 fn make_csr(env: &PcaEnv, name: &str, der: bool) {
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=bad-input",
-    ];
-    let key = format!("{name}.key");
-    let out = name.to_string();
-    args.extend(["-keyout", &key, "-out", &out]);
-    if der {
-        args.extend(["-outform", "DER"]);
-    }
-    let o = env.token.tool("openssl").args(&args).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let extra: &[&str] = if der { &["-outform", "DER"] } else { &[] };
+    env.openssl_req(&format!("{name}.key"), name, "bad-input", extra);
 }
 
 fn issue(env: &PcaEnv, ca: &str, device: &str, csr: &str, validity: &str) -> Assert {

@@ -3,8 +3,9 @@
 //! Layers: [`module`] (dlopen + C_Initialize) → [`session`] (token selection, RW session, login,
 //! key look-up) → [`signer`] (`HsmSigner`, rcgen `SigningKey`). [`pin`] gets the PIN, [`uri`]
 //! parses RFC 7512 URIs, [`ec`] does curves, points and signature encodings, [`lock`] serialises
-//! token-mutating calls across processes, [`key_index`] lets a batch skip per-device token searches. One file per command: [`slots`], [`keygen`], [`sign`],
-//! [`verify`], and the offline root ceremony: [`ceremony`], [`ceremony_config`], [`transcript`].
+//! token-mutating calls across processes, [`key_index`] lets a batch skip per-device token
+//! searches. One file per command: [`slots`], [`keygen`], [`sign`], [`verify`], and the offline
+//! root ceremony: [`ceremony`], [`ceremony_config`], [`transcript`].
 
 pub mod ceremony;
 pub mod ceremony_config;

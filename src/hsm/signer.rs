@@ -56,7 +56,7 @@ impl<'s> HsmSigner<'s> {
             id: Some(id.clone()),
         };
         let public = session.find_key(ObjectClass::PUBLIC_KEY, &pub_spec)?;
-        Self::with_public(session, key, public, label, id)
+        Self::from_pair(session, key, public, label, id)
     }
 
     /// The pair C_GenerateKeyPair just returned: no look-up (its handles, label, id and point are
@@ -72,18 +72,10 @@ impl<'s> HsmSigner<'s> {
         }
     }
 
-    /// A private key and its public key found by the caller (e.g. by one label search): reads the
-    /// public point and cross-checks the private key's curve, as [`Self::new`] does.
+    /// A private key and its public key found by the caller (e.g. by one label search), with the
+    /// private key's CKA_LABEL and CKA_ID already read: reads the public point and cross-checks
+    /// the private key's curve.
     pub fn from_pair(
-        session: &'s HsmSession,
-        private: ObjectHandle,
-        public: ObjectHandle,
-    ) -> Result<HsmSigner<'s>> {
-        let (label, id) = session.label_and_id(private)?;
-        Self::with_public(session, private, public, label, id)
-    }
-
-    fn with_public(
         session: &'s HsmSession,
         key: ObjectHandle,
         public: ObjectHandle,

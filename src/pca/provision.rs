@@ -288,10 +288,10 @@ fn pair_signer<'s>(
     label: &str,
 ) -> Result<HsmSigner<'s>> {
     if let [public] = pubs {
-        let (_, pid) = session.label_and_id(private)?;
+        let (plabel, pid) = session.label_and_id(private)?;
         let (_, qid) = session.label_and_id(*public)?;
         if pid == qid {
-            return HsmSigner::from_pair(session, private, *public);
+            return HsmSigner::from_pair(session, private, *public, plabel, pid);
         }
     }
     HsmSigner::new(session, &KeySpec::label(label.to_string()))

@@ -130,11 +130,13 @@ impl PcaEnv {
     /// A P-256 key and CSR made by openssl outside the HSM: `<name>.key`, `<name>.csr` (subject
     /// `CN=<cn>`) in the scratch dir (asserts success).
     pub fn openssl_csr(&self, name: &str, cn: &str) {
-        let (key, csr, subj) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("/CN={cn}"),
-        );
+        self.openssl_req(&format!("{name}.key"), &format!("{name}.csr"), cn, &[]);
+    }
+
+    /// `openssl req -new` with a fresh P-256 key: key file `key`, CSR file `out` (PEM, or what
+    /// `extra` asks for, e.g. `-outform DER`), subject `CN=<cn>`, in the scratch dir.
+    pub fn openssl_req(&self, key: &str, out: &str, cn: &str, extra: &[&str]) {
+        let subj = format!("/CN={cn}");
         let o = self
             .token
             .tool("openssl")
@@ -146,7 +148,8 @@ impl PcaEnv {
                 "-pkeyopt",
                 "ec_paramgen_curve:P-256",
             ])
-            .args(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])
+            .args(["-nodes", "-keyout", key, "-out", out, "-subj", &subj])
+            .args(extra)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
