@@ -156,6 +156,17 @@ pub enum Error {
     /// Anything else.
     #[error("{0}")]
     Other(String),
+
+    /// A CSR's public key belongs to a certificate revoked for key-compromise.
+    #[error("device {device}: the CSR's public key (SPKI SHA-256 {spki_sha256}) was revoked for key-compromise (serial {serial}) and is never certified again: use a new key (provision: destroy that key pair or pass --key-label <new label>; pca issue: a CSR for a new key)")]
+    KeyCompromised {
+        /// The device being issued for.
+        device: String,
+        /// SHA-256 of the DER SubjectPublicKeyInfo.
+        spki_sha256: String,
+        /// The serial revoked for key-compromise.
+        serial: String,
+    },
 }
 
 impl Error {

@@ -303,7 +303,7 @@ fn revoke_then_reprovision_issues_generation_1() {
             "--serial",
             &serial,
             "--reason",
-            "key-compromise",
+            "affiliation-changed",
         ])
         .assert()
         .success();
@@ -312,7 +312,7 @@ fn revoke_then_reprovision_issues_generation_1() {
     assert_eq!(r["serial"]["status"], "REVOKED");
     let shown = env.show("dev-r");
     assert_eq!(shown["current"]["status"], "REVOKED");
-    assert_eq!(shown["current"]["revocation_reason"], "KEY_COMPROMISE");
+    assert_eq!(shown["current"]["revocation_reason"], "AFFILIATION_CHANGED");
     // The stand-in knows it is revoked: revoking again there is RequestAlreadyProcessed, which
     // `pca revoke` reports as "already revoked" only from the registry — check both sides.
     let a = env
@@ -337,7 +337,8 @@ fn revoke_then_reprovision_issues_generation_1() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["serial"], serial.as_str());
 
-    // A new certificate for the device (same HSM key, reused), generation 1.
+    // A new certificate for the device (same HSM key, reused: the reason was not key-compromise,
+    // see tests/pca_key_compromise.rs), generation 1.
     let v2 = env.provision("dev-r");
     assert_eq!(v2["fresh"], true);
     assert_eq!(v2["key"], "reused");

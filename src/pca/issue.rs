@@ -411,6 +411,35 @@ impl Issuer {
         Ok(())
     }
 
+    /// Refuses a CSR whose public key was revoked for key-compromise (one GetItem, before any
+    /// AWS Private CA call). An intent that has not sent anything yet (no parameters stored) is
+    /// deleted, so the device is left as it was; one with parameters is kept, since an earlier
+    /// attempt may have reached AWS (`pca reconcile` reports it).
+    async fn refuse_compromised_key(
+        &self,
+        device: &DeviceId,
+        intent: &Intent,
+        csr: &Csr,
+    ) -> Result<()> {
+        let Some(k) = self
+            .registry
+            .compromised_key(&sha256_hex(&csr.spki))
+            .await?
+        else {
+            return Ok(());
+        };
+        if intent.params.is_none() {
+            if let Err(e) = self.registry.delete_intent(intent, &self.owner).await {
+                tracing::warn!(device = %device, "could not delete the refused intent: {e}");
+            }
+        }
+        Err(Error::KeyCompromised {
+            device: device.to_string(),
+            spki_sha256: k.spki_sha256,
+            serial: k.serial,
+        })
+    }
+
     /// Drives a claim to a recorded certificate. `csr` is required while the claim is PENDING
     /// (see [`Claim::needs_csr`]); with a stored ARN it is optional (used only to cross-check the
     /// issued public key).
@@ -425,6 +454,7 @@ impl Issuer {
                     "internal: a CSR is needed to issue for device {device}"
                 ))
             })?;
+            self.refuse_compromised_key(&device, &intent, csr).await?;
             let token = idempotency_token(
                 self.ca.arn.as_str(),
                 device.as_str(),

@@ -8,6 +8,7 @@
 //! | `DEVICE#<id>` | `CERT#<gen:06>` | history: one item per certificate ever issued to the device (with PEMs) |
 //! | `DEVICE#<id>` | `INTENT#<gen:06>` | the issuance intent for generation `gen` (PENDING → ISSUING → ISSUED) |
 //! | `SERIAL#<serial>` | `CA#<ca_arn>` | serial marker: unique per CA by `attribute_not_exists(pk)` |
+//! | `KEY#<spki sha256>` | `COMPROMISED` | a public key revoked for key-compromise: never certified again |
 //!
 //! Everything about a device is one strongly consistent Query on `pk = DEVICE#<id>`; a serial is
 //! one Query on `pk = SERIAL#<serial>` (one item per CA that issued that serial). An issue is
@@ -230,6 +231,22 @@ pub struct SerialRecord {
     pub revoked_at: Option<String>,
 }
 
+/// A public key that a certificate was revoked for with reason key-compromise (the
+/// `KEY#<spki sha256>` / `COMPROMISED` item). Issuance refuses any CSR carrying this key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CompromisedKey {
+    /// SHA-256 (lower-case hex) of the DER SubjectPublicKeyInfo.
+    pub spki_sha256: String,
+    /// The revoked certificate that first declared the key compromised.
+    pub serial: String,
+    /// Its CA.
+    pub ca_arn: String,
+    /// Its device.
+    pub device_id: String,
+    /// When the compromise was recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
 /// Outcome of a conditional write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written {
@@ -277,6 +294,14 @@ pub fn intent_sk(generation: u32) -> String {
 pub fn cert_sk(generation: u32) -> String {
     format!("CERT#{generation:06}")
 }
+/// `KEY#<spki sha256>`: the compromised-key item's partition.
+pub fn key_pk(spki_sha256: &str) -> String {
+    format!("KEY#{spki_sha256}")
+}
+
+/// Sort key of the compromised-key item.
+pub const COMPROMISED_SK: &str = "COMPROMISED";
+
 /// `SERIAL#<serial>`.
 pub fn serial_pk(serial: &str) -> String {
     format!("SERIAL#{serial}")
@@ -913,6 +938,56 @@ impl Registry {
                 }
                 Err(self.map("TransactWriteItems", e))
             }
+        }
+    }
+
+    /// The compromised-key item for a public key (SHA-256 of its DER SPKI), if any: one strongly
+    /// consistent GetItem.
+    pub async fn compromised_key(&self, spki_sha256: &str) -> Result<Option<CompromisedKey>> {
+        let out = self
+            .clients
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(spki_sha256)))
+            .key("sk", s(COMPROMISED_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.map("GetItem", e))?;
+        Ok(out.item().map(|it| CompromisedKey {
+            spki_sha256: spki_sha256.to_string(),
+            serial: get_s(it, "serial").unwrap_or_default(),
+            ca_arn: get_s(it, "ca_arn").unwrap_or_default(),
+            device_id: get_s(it, "device_id").unwrap_or_default(),
+            recorded_at: get_s(it, "recorded_at").unwrap_or_default(),
+        }))
+    }
+
+    /// Records a public key as compromised, unless it already is (the first declaration is kept;
+    /// writing it again is a no-op, so a rerun of `pca revoke` is harmless).
+    pub async fn record_compromised_key(&self, k: &CompromisedKey) -> Result<Written> {
+        let res = self
+            .clients
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key_pk(&k.spki_sha256)))
+            .item("sk", s(COMPROMISED_SK))
+            .item("spki_sha256", s(&k.spki_sha256))
+            .item("serial", s(&k.serial))
+            .item("ca_arn", s(&k.ca_arn))
+            .item("device_id", s(&k.device_id))
+            .item("recorded_at", s(&k.recorded_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(self.map("PutItem", e)),
         }
     }
 
