@@ -138,13 +138,17 @@ def test_provisioning_policy_grants_exactly_the_documented_actions() -> None:
         "IssueEndEntityCertificatesOnly": (["acm-pca:IssueCertificate"], issuing),
         "ReadIssuingCaAndIssuedCertificates": (["acm-pca:DescribeCertificateAuthority", "acm-pca:GetCertificate",
                                                 "acm-pca:GetCertificateAuthorityCertificate"], issuing),
-        "RegistryIssuingPath": (["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                                table),
+        "RegistryIssuingPath": (["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                                 "dynamodb:UpdateItem"], table),
     }
     assert all(s["Effect"] == "Allow" for s in stmts)
     revoke = TEMPLATE["Resources"]["RevocationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert {s["Sid"]: (sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]), s["Resource"])
             for s in revoke} == {
-        "RevokeDeviceCertificates": (["acm-pca:RevokeCertificate"], issuing),
+        "RevokeDeviceCertificates": (["acm-pca:GetCertificate", "acm-pca:RevokeCertificate"], issuing),
         "RegistryMarkRevoked": (["dynamodb:Query", "dynamodb:UpdateItem"], table),
+        "RegistryRecordCompromisedKey": (["dynamodb:PutItem"], table),
     }
+    # The revocation role may put only compromised-key items, never a device's or a serial's.
+    record = next(s for s in revoke if s["Sid"] == "RegistryRecordCompromisedKey")
+    assert record["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["KEY#*"]}}
