@@ -11,6 +11,6 @@ test-pca: deps-apt deps-rust deps-py
 	$(CARGO) test $(foreach f,$(sort $(wildcard $(ROOT)/tests/pca_*.rs)),--test $(basename $(notdir $(f))))
 
 test-pca-failpoints: deps-apt deps-rust deps-py
-	$(CARGO) test --features failpoints --test pca_crash
+	$(CARGO) test --features failpoints --test pca_crash --test pca_revoke_crash
 
 TEST_TARGETS += test-pca-failpoints

@@ -43,17 +43,6 @@ use crate::pca::registry::{
 use crate::pca::token::{idempotency_token, sha256_hex};
 use crate::pca::validity::{ResolvedValidity, ValidityKind, ValiditySpec};
 
-/// A crash point for tests (`--features failpoints`, `FAILPOINTS=<name>=return` exits the process
-/// with status 86 on the spot; `=panic` panics). Compiles to nothing otherwise.
-macro_rules! crash_point {
-    ($name:literal) => {
-        fail::fail_point!($name, |_| {
-            eprintln!("failpoint {}: exiting", $name);
-            std::process::exit(86)
-        })
-    };
-}
-
 /// Certificate template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

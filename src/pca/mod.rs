@@ -9,6 +9,17 @@
 //! - [`provision::provision_device`] — the whole flow for one device on a caller's HSM session;
 //! - [`registry::Registry`] — look-ups and the table itself; [`revoke::revoke`].
 
+/// A crash point for tests (`--features failpoints`, `FAILPOINTS=<name>=return` exits the process
+/// with status 86 on the spot; `=panic` panics). Compiles to nothing otherwise.
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| {
+            eprintln!("failpoint {}: exiting", $name);
+            std::process::exit(86)
+        })
+    };
+}
+
 pub mod aws;
 pub mod batch;
 pub mod ca;

@@ -110,9 +110,12 @@ pub async fn revoke(
             return Err(map_sdk_error(clients, Service::Pca, "RevokeCertificate", e));
         }
     }
+    crash_point!("after-revoke");
     let st = registry.device(&device).await?;
     let compromised_key = if reason == KEY_COMPROMISE {
-        Some(mark_key_compromised(clients, registry, &marker, &st).await?)
+        let k = mark_key_compromised(clients, registry, &marker, &st).await?;
+        crash_point!("after-compromised-key");
+        Some(k)
     } else {
         None
     };
