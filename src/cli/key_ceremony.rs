@@ -20,12 +20,17 @@ The four steps: [Step 1/4] check the token and the operators, [Step 2/4] generat
 in the HSM (sensitive, never extractable), [Step 3/4] create the self-signed root certificate
 (CA:TRUE pathLen, keyCertSign+cRLSign, SKI) signed in the HSM, [Step 4/4] write root.pem and a
 hash-chained transcript sealed with the root key. An existing root key or output file is refused.
+The root key pair's CKA_ID carries the key-ceremony mark: only key-ceremony signs with it (sign,
+provision and pca refuse it), and provision refuses a token that holds it (keep the root on its
+own token). A ceremony killed half-way leaves DIR/key-ceremony.journal; `--recover` removes what
+it created (never a completed root), after which the ceremony runs again.
 
 Examples:
   HSM_DEMO_PIN=123456 hsm-demo key-ceremony                  # ./ceremony/root.pem, ./ceremony/transcript.jsonl
   hsm-demo key-ceremony --dry-run                            # print the plan, touch nothing
   hsm-demo key-ceremony --curve p384 --validity 25y --operator alice --operator bob --out-dir /media/usb/ceremony
   hsm-demo key-ceremony --config ceremony.toml --dry-run     # validate the config completely
+  hsm-demo key-ceremony --recover                            # undo a ceremony that was killed half-way
   hsm-demo key-ceremony verify-transcript ceremony/transcript.jsonl --cert ceremony/root.pem
   hsm-demo key-ceremony sign-intermediate --csr intermediate.csr --out intermediate.pem
 
@@ -59,6 +64,11 @@ pub struct RunArgs {
     /// Validate and print the plan; open no module, touch no token, write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Undo a ceremony that was killed half-way (same options as the ceremony): remove the key
+    /// objects its journal names, unless its transcript shows it completed
+    #[arg(long, conflicts_with = "dry_run")]
+    pub recover: bool,
 
     /// Output directory for root.pem and transcript.jsonl [default: ./ceremony; overrides the config's output.dir]
     #[arg(long, value_name = "DIR")]
@@ -251,6 +261,12 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
         )
         .map_err(|e| Error::io("cannot write to stdout", e))?;
         ceremony::print_plan(&plan, &mut out)?;
+        return Ok(());
+    }
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
+    if a.recover {
+        ceremony::recover(&plan, &g.connect_options(), &mut out)?;
         return Ok(());
     }
     ceremony::run_ceremony(&plan, &g.connect_options(), &mut out)?;
