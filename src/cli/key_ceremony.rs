@@ -249,10 +249,19 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
     if let Some(d) = &a.out_dir {
         cfg.output.dir = d.display().to_string();
     }
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
+    let mut out = std::io::stdout().lock();
+    if a.recover {
+        // Only the output directory matters: the journal there names everything else (and the
+        // outputs may exist, which a new ceremony's plan would refuse).
+        let dir = PathBuf::from(&cfg.output.dir);
+        ceremony::recover(&dir, &g.connect_options(), &mut out)?;
+        return Ok(());
+    }
     let plan = cfg
         .validate(min_ops, a.config.as_deref())
         .map_err(|errs| validation_error(&source, &errs))?;
-    let mut out = std::io::stdout().lock();
     if a.dry_run {
         use std::io::Write;
         writeln!(
@@ -261,12 +270,6 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
         )
         .map_err(|e| Error::io("cannot write to stdout", e))?;
         ceremony::print_plan(&plan, &mut out)?;
-        return Ok(());
-    }
-    #[cfg(feature = "failpoints")]
-    let _scenario = fail::FailScenario::setup();
-    if a.recover {
-        ceremony::recover(&plan, &g.connect_options(), &mut out)?;
         return Ok(());
     }
     ceremony::run_ceremony(&plan, &g.connect_options(), &mut out)?;

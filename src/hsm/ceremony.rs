@@ -912,19 +912,16 @@ fn unfinished_root_cert(j: &Journal) -> Result<bool> {
 /// ([`crate::hsm::ceremony_journal`]). Removes exactly the key objects with the journal's label
 /// and CKA_ID (which carries the ceremony mark) and a root.pem with the journal's SHA-256, then
 /// the journal; a ceremony whose transcript verifies is complete and keeps its key. Each step can
-/// be repeated, so a recovery that is itself killed is finished by running it again.
-pub fn recover(
-    plan: &CeremonyPlan,
-    opts: &ConnectOptions,
-    out: &mut dyn Write,
-) -> Result<Recovered> {
-    let path = ceremony_journal::journal_path(&plan.out_dir);
+/// be repeated, so a recovery that is itself killed is finished by running it again. The paths
+/// are the journal's (as the ceremony saw them): run it from the ceremony's working directory.
+pub fn recover(out_dir: &Path, opts: &ConnectOptions, out: &mut dyn Write) -> Result<Recovered> {
+    let path = ceremony_journal::journal_path(out_dir);
     let Some(j) = Journal::read(&path)? else {
         say(
             out,
             format!(
                 "Nothing to recover: no key-ceremony journal in {} (no ceremony was interrupted there)",
-                plan.out_dir.display()
+                out_dir.display()
             ),
         )?;
         return Ok(Recovered::Nothing);
