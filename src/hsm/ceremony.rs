@@ -1233,6 +1233,53 @@ pub struct SignIntermediateOutcome {
     pub head: String,
 }
 
+/// The root must be a CA whose pathLen leaves room for the intermediate's.
+fn check_path_len(req: &SignIntermediateRequest, root: &CertInfo) -> Result<()> {
+    match root.basic_constraints {
+        Some((true, pl)) => {
+            if let Some(pl) = pl {
+                if u32::from(req.path_len) >= pl {
+                    return Err(Error::input(format!(
+                        "--path-len {} is not below the root's pathLen {pl}",
+                        req.path_len
+                    )));
+                }
+            }
+        }
+        _ => {
+            return Err(Error::input(format!(
+                "{} is not a CA certificate (no basicConstraints CA:TRUE)",
+                req.root_cert.display()
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The intermediate's validity, from now: it must lie within the root's.
+fn intermediate_validity(
+    req: &SignIntermediateRequest,
+    root: &CertInfo,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    let not_before = now_seconds();
+    let not_after = req.validity.end(not_before)?;
+    if not_after > root.not_after {
+        return Err(Error::input(format!(
+            "validity {} ends {} after the root certificate ({}): choose a shorter --validity",
+            req.validity,
+            rfc3339(not_after),
+            rfc3339(root.not_after)
+        )));
+    }
+    if not_before < root.not_before {
+        return Err(Error::input(format!(
+            "the root certificate is not valid before {}",
+            rfc3339(root.not_before)
+        )));
+    }
+    Ok((not_before, not_after))
+}
+
 /// Signs a subordinate CA CSR with the HSM root key (see the module docs).
 pub fn sign_intermediate(
     req: &SignIntermediateRequest,
@@ -1254,41 +1301,9 @@ pub fn sign_intermediate(
     let csr = parse_csr(&req.csr)?;
     let (root_pem, root_der) = read_cert_pem(&req.root_cert)?;
     let root = cert_info(&root_der)?;
-    match root.basic_constraints {
-        Some((true, pl)) => {
-            if let Some(pl) = pl {
-                if u32::from(req.path_len) >= pl {
-                    return Err(Error::input(format!(
-                        "--path-len {} is not below the root's pathLen {pl}",
-                        req.path_len
-                    )));
-                }
-            }
-        }
-        _ => {
-            return Err(Error::input(format!(
-                "{} is not a CA certificate (no basicConstraints CA:TRUE)",
-                req.root_cert.display()
-            )))
-        }
-    }
+    check_path_len(req, &root)?;
     let (mut t, report, _) = verify_transcript_file(&req.transcript, Some(&req.root_cert))?;
-    let not_before = now_seconds();
-    let not_after = req.validity.end(not_before)?;
-    if not_after > root.not_after {
-        return Err(Error::input(format!(
-            "validity {} ends {} after the root certificate ({}): choose a shorter --validity",
-            req.validity,
-            rfc3339(not_after),
-            rfc3339(root.not_after)
-        )));
-    }
-    if not_before < root.not_before {
-        return Err(Error::input(format!(
-            "the root certificate is not valid before {}",
-            rfc3339(root.not_before)
-        )));
-    }
+    let (not_before, not_after) = intermediate_validity(req, &root)?;
     let key_label = req.key_label.clone().unwrap_or(report.key_label.clone());
     let root_key = spki_ec_key(&root.spki)?;
     say(
@@ -1333,7 +1348,45 @@ pub fn sign_intermediate(
             req.root_cert.display()
         )));
     }
-    let issuer = Issuer::from_ca_cert_pem(&root_pem, &signer)
+    let signed = sign_csr(
+        req,
+        &csr,
+        &root_pem,
+        &root_der,
+        &signer,
+        (not_before, not_after),
+    )?;
+    print_signed(req, &signed, out)?;
+
+    // Step 3: write the certificate, then the transcript (entry + new seal).
+    say(
+        out,
+        format!("[Step 3/{n}] Write the certificate and append to the transcript"),
+    )?;
+    write_intermediate(req, &csr, signed, &signer, &key_label, &mut t, out)
+}
+
+/// The signed and checked intermediate certificate.
+struct SignedIntermediate {
+    pem: String,
+    der: Vec<u8>,
+    info: CertInfo,
+    fingerprint: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+/// Step 2 of `sign-intermediate`: the certificate for the CSR's subject and key, signed by the
+/// root key in the HSM and checked against the root certificate.
+fn sign_csr(
+    req: &SignIntermediateRequest,
+    csr: &ParsedCsr,
+    root_pem: &str,
+    root_der: &[u8],
+    signer: &HsmSigner<'_>,
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+) -> Result<SignedIntermediate> {
+    let issuer = Issuer::from_ca_cert_pem(root_pem, signer)
         .map_err(|e| cert_err("cannot use the root certificate as issuer (no SKI?)", e))?;
     let serial = random_serial();
     let mut params = CertificateParams::default();
@@ -1351,7 +1404,7 @@ pub fn sign_intermediate(
     let der = cert.der().to_vec();
     let (_, parsed) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| cert_err("the new certificate does not parse", e))?;
-    let (_, root_parsed) = x509_parser::parse_x509_certificate(&root_der)
+    let (_, root_parsed) = x509_parser::parse_x509_certificate(root_der)
         .map_err(|e| cert_err("root certificate", e))?;
     parsed
         .verify_signature(Some(root_parsed.public_key()))
@@ -1362,16 +1415,30 @@ pub fn sign_intermediate(
             "the signed certificate carries another public key than the CSR".into(),
         ));
     }
-    let fp = fingerprint(&der);
-    say(out, format!("  subject:      {}", info.subject))?;
-    say(out, format!("  issuer:       {}", info.issuer))?;
-    say(out, format!("  serial:       {}", info.serial))?;
+    Ok(SignedIntermediate {
+        pem: cert.pem(),
+        fingerprint: fingerprint(&der),
+        der,
+        info,
+        not_before,
+        not_after,
+    })
+}
+
+fn print_signed(
+    req: &SignIntermediateRequest,
+    s: &SignedIntermediate,
+    out: &mut dyn Write,
+) -> Result<()> {
+    say(out, format!("  subject:      {}", s.info.subject))?;
+    say(out, format!("  issuer:       {}", s.info.issuer))?;
+    say(out, format!("  serial:       {}", s.info.serial))?;
     say(
         out,
         format!(
             "  validity:     {} to {} ({})",
-            rfc3339(not_before),
-            rfc3339(not_after),
+            rfc3339(s.not_before),
+            rfc3339(s.not_after),
             req.validity
         ),
     )?;
@@ -1382,14 +1449,21 @@ pub fn sign_intermediate(
             req.path_len
         ),
     )?;
-    say(out, format!("  SHA-256 fingerprint: {fp}"))?;
+    say(out, format!("  SHA-256 fingerprint: {}", s.fingerprint))
+}
 
-    // Step 3: write the certificate, then the transcript (entry + new seal).
-    say(
-        out,
-        format!("[Step 3/{n}] Write the certificate and append to the transcript"),
-    )?;
-    let pem_text = cert.pem();
+/// Step 3 of `sign-intermediate`: the transcript entry and a new seal, then the certificate
+/// file and the transcript (the certificate is removed again if the transcript cannot be written).
+fn write_intermediate(
+    req: &SignIntermediateRequest,
+    csr: &ParsedCsr,
+    s: SignedIntermediate,
+    signer: &HsmSigner<'_>,
+    key_label: &str,
+    t: &mut Transcript,
+    out: &mut dyn Write,
+) -> Result<SignIntermediateOutcome> {
+    let info = s.info;
     t.append(
         "intermediate-signed",
         serde_json::json!({
@@ -1400,18 +1474,18 @@ pub fn sign_intermediate(
             "csr_key": csr.key_desc,
             "subject": info.subject,
             "serial": info.serial,
-            "not_before": rfc3339(not_before),
-            "not_after": rfc3339(not_after),
+            "not_before": rfc3339(s.not_before),
+            "not_after": rfc3339(s.not_after),
             "validity": req.validity.to_string(),
             "path_len": req.path_len,
             "key_usage": ["keyCertSign", "cRLSign"],
             "ski": info.ski,
-            "sha256": sha256_hex(&der),
+            "sha256": sha256_hex(&s.der),
             "certificate_path": req.out.display().to_string(),
         }),
     )?;
-    t.seal(&key_label, signer.curve(), |m| signer.sign_der(m))?;
-    write_atomic(&req.out, pem_text.as_bytes(), false)?;
+    t.seal(key_label, signer.curve(), |m| signer.sign_der(m))?;
+    write_atomic(&req.out, s.pem.as_bytes(), false)?;
     if let Err(e) = write_atomic(&req.transcript, t.to_text().as_bytes(), true) {
         let _ = std::fs::remove_file(&req.out);
         return Err(e);
@@ -1429,12 +1503,15 @@ pub fn sign_intermediate(
     )?;
     say(
         out,
-        format!("Intermediate signed: serial {}, SHA-256 {fp}", info.serial),
+        format!(
+            "Intermediate signed: serial {}, SHA-256 {}",
+            info.serial, s.fingerprint
+        ),
     )?;
     Ok(SignIntermediateOutcome {
         out: req.out.clone(),
         serial: info.serial,
-        fingerprint: fp,
+        fingerprint: s.fingerprint,
         head,
     })
 }
