@@ -336,6 +336,17 @@ mod kill {
             assert_eq!(journal, (1..=9).contains(&i), "{point}: journal");
             assert_eq!(objects, if i >= 2 { 2 } else { 0 }, "{point}: key objects");
             assert_eq!(t.path("ceremony/root.pem").exists(), i >= 8, "{point}");
+            if journal {
+                // A rerun before --recover is refused with the way out, and changes nothing.
+                let a = t.cmd().arg("key-ceremony").assert().code(1);
+                let e = stderr_of(&a);
+                assert_eq!(e.lines().count(), 1, "{point}: {e}");
+                assert!(
+                    e.contains("run `hsm-demo key-ceremony --recover`"),
+                    "{point}: {e}"
+                );
+                assert_eq!(keys(&t, "root-ca-key").len(), objects, "{point}");
+            }
 
             let out = recover(&t);
             let expect = match i {
@@ -368,5 +379,30 @@ mod kill {
         }
         let want: BTreeMap<&str, usize> = POINTS.iter().map(|p| (*p, 1)).collect();
         assert_eq!(landed, want, "one SIGKILL landed at each kill point");
+    }
+
+    /// A failure (not a kill) after the key pair was generated: the drop guard destroys the
+    /// pair, the journal goes, nothing is written, and the next ceremony runs without --recover.
+    #[test]
+    fn a_failure_after_generation_destroys_the_new_key_and_leaves_nothing() {
+        for (i, point) in POINTS.iter().enumerate().take(8).skip(2) {
+            let t = TestToken::new(&format!("fail-{i}"));
+            let a = t
+                .cmd()
+                .arg("key-ceremony")
+                .env("FAILPOINTS", format!("{point}=return(error)"))
+                .assert()
+                .code(1);
+            let e = stderr_of(&a);
+            assert_eq!(e.lines().count(), 1, "{point}: {e}");
+            assert!(
+                e.contains(&format!("injected failure at {point} (ceremony aborted: the new root key was destroyed, nothing was written)")),
+                "{point}: {e}"
+            );
+            assert!(keys(&t, "root-ca-key").is_empty(), "{point}: key destroyed");
+            assert!(!t.path("ceremony").exists(), "{point}: nothing written");
+            t.cmd().arg("key-ceremony").assert().success();
+            assert_one_complete_root(&t, point);
+        }
     }
 }

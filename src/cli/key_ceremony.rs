@@ -14,6 +14,7 @@ use crate::hsm::ceremony_config::{
     DEFAULT_CN, DEFAULT_KEY_LABEL, DEFAULT_O, DEFAULT_OUT_DIR, DEFAULT_PATH_LEN, DEFAULT_ROOT_CERT,
     DEFAULT_ROOT_VALIDITY, DEFAULT_TRANSCRIPT,
 };
+use crate::hsm::ceremony_journal::journal_path;
 
 const AFTER_HELP: &str = "\
 The four steps: [Step 1/4] check the token and the operators, [Step 2/4] generate the root key
@@ -252,12 +253,17 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
     #[cfg(feature = "failpoints")]
     let _scenario = fail::FailScenario::setup();
     let mut out = std::io::stdout().lock();
+    let dir = PathBuf::from(&cfg.output.dir);
     if a.recover {
         // Only the output directory matters: the journal there names everything else (and the
         // outputs may exist, which a new ceremony's plan would refuse).
-        let dir = PathBuf::from(&cfg.output.dir);
         ceremony::recover(&dir, &g.connect_options(), &mut out)?;
         return Ok(());
+    }
+    if !a.dry_run {
+        // Before the plan's checks: an interrupted ceremony's outputs are its, and the way out
+        // is --recover, not another directory.
+        ceremony::refuse_interrupted(&journal_path(&dir))?;
     }
     let plan = cfg
         .validate(min_ops, a.config.as_deref())

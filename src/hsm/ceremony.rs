@@ -9,7 +9,18 @@
 //!    then check it (self-signature, public key) before anything is written;
 //! 4. write the root PEM and the sealed transcript ([`crate::hsm::transcript`]).
 //!
-//! If step 3 or 4 fails, the new key pair is destroyed and nothing is left behind.
+//! If step 3 or 4 fails, the new key pair is destroyed and nothing is left behind (a drop guard
+//! owns the new pair until the transcript is written).
+//!
+//! The root key pair carries the key-ceremony mark: CKA_ID `hsm-demo/ceremony/<ceremony id>` on
+//! both halves ([`crate::hsm::role`]). Only [`HsmSigner::ceremony`] signs with such a key, so the
+//! ordinary commands (`sign`, `pca`, `provision`) cannot use the root.
+//!
+//! Crash safety: before C_GenerateKeyPair the ceremony writes a journal beside its outputs
+//! ([`crate::hsm::ceremony_journal`]) naming the key it is about to create; the journal goes when
+//! the transcript is written. A ceremony killed in between leaves the journal, a new ceremony in
+//! that directory is refused, and [`recover`] (`key-ceremony --recover`) removes exactly the
+//! journal's objects (never a root whose transcript verifies), after which the ceremony reruns.
 //!
 //! [`sign_intermediate`] signs a subordinate CA's CSR (e.g. the AWS Private CA intermediate's)
 //! with the HSM root key, after re-verifying the transcript, and appends the step and a new seal.
@@ -323,10 +334,14 @@ pub fn operators_or_default(ops: &[String]) -> Vec<String> {
 
 /// A kill point for tests (`--features failpoints`): with `FAILPOINTS=<name>=return` the process
 /// says `kill point <name>: waiting for SIGKILL` on stderr and stops there until the test kills
-/// it, which is exactly a `kill -9` at that point. Compiles to nothing otherwise.
+/// it, which is exactly a `kill -9` at that point; with `=return(error)` the step fails there
+/// instead (an error, as from the HSM). Compiles to nothing otherwise.
 macro_rules! kill_point {
     ($name:literal) => {
-        fail::fail_point!($name, |_| {
+        fail::fail_point!($name, |arg: Option<String>| {
+            if arg.as_deref() == Some("error") {
+                return Err(Error::Other(format!("injected failure at {}", $name)));
+            }
             eprintln!("kill point {}: waiting for SIGKILL", $name);
             loop {
                 std::thread::park();
@@ -351,7 +366,7 @@ pub const KILL_POINTS: [&str; 11] = [
 ];
 
 /// Refuses to start where an interrupted ceremony left its journal.
-fn refuse_interrupted(journal: &Path) -> Result<()> {
+pub fn refuse_interrupted(journal: &Path) -> Result<()> {
     if journal.exists() {
         return Err(Error::Ceremony(format!(
             "{} exists: an earlier key ceremony in this directory did not finish; run `hsm-demo key-ceremony --recover` with the same options first",
@@ -605,7 +620,6 @@ pub fn run_ceremony(
         root_cert_sha256: None,
     };
     let mut guard = generate_root(plan, &session, &journal, &journal_path, out)?;
-    kill_point!("ceremony-key-generated");
     let outcome = finish(plan, &session, &guard.key, &mut t, &mut journal, out)
         .map_err(|e| guard.abort(e))?;
     guard.disarm();
@@ -649,6 +663,7 @@ fn finish(
     journal: &mut Journal,
     out: &mut dyn Write,
 ) -> Result<CeremonyOutcome> {
+    kill_point!("ceremony-key-generated");
     let spki = record_key(session, key, t, out)?;
     kill_point!("ceremony-key-recorded");
     say(
