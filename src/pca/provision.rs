@@ -271,6 +271,11 @@ fn device_key<'s>(
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
+            // Never half of a key-ceremony pair, though: that is the root's, not the device's.
+            for &h in privs.iter().chain(&pubs) {
+                let (l, id) = session.label_and_id(h)?;
+                role::require_ordinary(&l, &id)?;
+            }
             destroy_keys(session, &KeySpec::label(label.clone()), &lock)?;
             tracing::warn!(label = %label, "removed an incomplete key pair left by an interrupted run");
             let key = generate_key_locked(session, &keygen, &lock)?;
