@@ -4,10 +4,12 @@
 #                   (.tokens/ + .run/softhsm2.conf; never the system token directory), then the optional
 #                   AWS part (infra/deploy/demo_aws.sh: stack outputs -> hsm-demo provision; skipped if no python3)
 #   make test-rust  `cargo test`: every unit and integration test (part of `make test`)
+#   make test-ceremony-failpoints  SIGKILL the key ceremony at each kill point, --recover, rerun
+#                   (--features failpoints; part of `make test`)
 #   make bench-hsm  sign --batch vs a raw C_Sign loop, one `hsm-demo sign` vs one `pkcs11-tool --sign`
 #                   -> docs/benchmarks.md (part of `make bench`)
 
-.PHONY: demo test-rust bench-hsm hsm-build hsm-build-release
+.PHONY: demo test-rust test-ceremony-failpoints bench-hsm hsm-build hsm-build-release
 
 hsm-build: deps-apt deps-rust
 	$(CARGO) build --bin hsm-demo
@@ -25,5 +27,8 @@ bench-hsm: hsm-build-release
 	@ROOT=$(ROOT) BIN=$(BIN_RELEASE) CSIGN=$(CARGO_TARGET_DIR)/release/examples/csign_loop \
 	  bash $(ROOT)/scripts/bench-hsm.sh
 
-TEST_TARGETS  += test-rust
+test-ceremony-failpoints: deps-apt deps-rust
+	$(CARGO) test --features failpoints --test hsm_ceremony_recover
+
+TEST_TARGETS  += test-rust test-ceremony-failpoints
 BENCH_TARGETS += bench-hsm

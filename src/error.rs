@@ -167,6 +167,16 @@ pub enum Error {
         /// The serial revoked for key-compromise.
         serial: String,
     },
+
+    /// A key asked to serve a role it does not have: a key-ceremony key for an ordinary command
+    /// (signing, provisioning, certifying), or an ordinary key for the ceremony.
+    #[error("key '{label}' {reason}")]
+    KeyRole {
+        /// The key's CKA_LABEL.
+        label: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 impl Error {

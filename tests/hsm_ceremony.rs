@@ -178,13 +178,14 @@ fn refuses_an_existing_root_key_and_writes_nothing() {
     );
     assert!(!t.path("second").exists(), "nothing may be written");
     assert_eq!(read(&t.path("ceremony/root.pem")), before);
-    // Still exactly one root key.
+    // Still exactly one root key: the look-up finds one (several would be ambiguous) and
+    // refuses it as the ceremony's.
     let a = t
         .cmd()
         .args(["sign", "--label", "root-ca-key", "--data", "x"])
         .assert()
-        .success();
-    assert!(stdout_of(&a).starts_with("Signature: 30"));
+        .code(1);
+    one_line_error(&a, "key 'root-ca-key' is a key-ceremony key");
 }
 
 #[test]
@@ -486,8 +487,18 @@ fn transcript_verifies_and_detects_tampering() {
     let t2 = TestToken::new("other");
     ceremony(&t2, &[]);
     std::fs::write(&f, &orig).unwrap();
+    // An intact transcript with another root's certificate says so: it is not tampering.
     let a = verify_cmd(&t, &f, Some(&t2.path("ceremony/root.pem"))).code(1);
-    one_line_error(&a, "does not verify with the root key");
+    let e = one_line_error(
+        &a,
+        "is another root's certificate: the transcript is intact",
+    );
+    assert!(!e.contains("does not verify"), "{e}");
+    // A tampered transcript with another root's certificate still reads as tampering.
+    std::fs::write(&f, &cases[0].1).unwrap();
+    let a = verify_cmd(&t, &f, Some(&t2.path("ceremony/root.pem"))).code(1);
+    one_line_error(&a, "prev does not match");
+    std::fs::write(&f, &orig).unwrap();
 
     // A transcript cut back to an earlier seal is caught by --expect-head.
     let a = bogus_module_cmd(&t)

@@ -392,7 +392,10 @@ fn tampered_transcript_or_foreign_root_is_refused_before_the_hsm() {
         ],
     )
     .code(1);
-    one_line_error(&a, "does not verify with the root key");
+    one_line_error(
+        &a,
+        "is another root's certificate: the transcript is intact",
+    );
     assert!(!t.path("i.pem").exists());
     assert_eq!(transcript(&t), good);
 }

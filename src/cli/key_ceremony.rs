@@ -14,18 +14,24 @@ use crate::hsm::ceremony_config::{
     DEFAULT_CN, DEFAULT_KEY_LABEL, DEFAULT_O, DEFAULT_OUT_DIR, DEFAULT_PATH_LEN, DEFAULT_ROOT_CERT,
     DEFAULT_ROOT_VALIDITY, DEFAULT_TRANSCRIPT,
 };
+use crate::hsm::ceremony_journal::journal_path;
 
 const AFTER_HELP: &str = "\
 The four steps: [Step 1/4] check the token and the operators, [Step 2/4] generate the root key
 in the HSM (sensitive, never extractable), [Step 3/4] create the self-signed root certificate
 (CA:TRUE pathLen, keyCertSign+cRLSign, SKI) signed in the HSM, [Step 4/4] write root.pem and a
 hash-chained transcript sealed with the root key. An existing root key or output file is refused.
+The root key pair's CKA_ID carries the key-ceremony mark: only key-ceremony signs with it (sign,
+provision and pca refuse it), and provision refuses a token that holds it (keep the root on its
+own token). A ceremony killed half-way leaves DIR/key-ceremony.journal; `--recover` removes what
+it created (never a completed root), after which the ceremony runs again.
 
 Examples:
   HSM_DEMO_PIN=123456 hsm-demo key-ceremony                  # ./ceremony/root.pem, ./ceremony/transcript.jsonl
   hsm-demo key-ceremony --dry-run                            # print the plan, touch nothing
   hsm-demo key-ceremony --curve p384 --validity 25y --operator alice --operator bob --out-dir /media/usb/ceremony
   hsm-demo key-ceremony --config ceremony.toml --dry-run     # validate the config completely
+  hsm-demo key-ceremony --recover                            # undo a ceremony that was killed half-way
   hsm-demo key-ceremony verify-transcript ceremony/transcript.jsonl --cert ceremony/root.pem
   hsm-demo key-ceremony sign-intermediate --csr intermediate.csr --out intermediate.pem
 
@@ -59,6 +65,11 @@ pub struct RunArgs {
     /// Validate and print the plan; open no module, touch no token, write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Undo a ceremony that was killed half-way (same options as the ceremony): remove the key
+    /// objects its journal names, unless its transcript shows it completed
+    #[arg(long, conflicts_with = "dry_run")]
+    pub recover: bool,
 
     /// Output directory for root.pem and transcript.jsonl [default: ./ceremony; overrides the config's output.dir]
     #[arg(long, value_name = "DIR")]
@@ -239,10 +250,24 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
     if let Some(d) = &a.out_dir {
         cfg.output.dir = d.display().to_string();
     }
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
+    let mut out = std::io::stdout().lock();
+    let dir = PathBuf::from(&cfg.output.dir);
+    if a.recover {
+        // Only the output directory matters: the journal there names everything else (and the
+        // outputs may exist, which a new ceremony's plan would refuse).
+        ceremony::recover(&dir, &g.connect_options(), &mut out)?;
+        return Ok(());
+    }
+    if !a.dry_run {
+        // Before the plan's checks: an interrupted ceremony's outputs are its, and the way out
+        // is --recover, not another directory.
+        ceremony::refuse_interrupted(&journal_path(&dir))?;
+    }
     let plan = cfg
         .validate(min_ops, a.config.as_deref())
         .map_err(|errs| validation_error(&source, &errs))?;
-    let mut out = std::io::stdout().lock();
     if a.dry_run {
         use std::io::Write;
         writeln!(

@@ -136,12 +136,12 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     // Log in before any AWS call: a wrong PIN or missing token fails first, with nothing recorded.
     let session = HsmSession::connect(&g.connect_options())?;
+    let mut keys = SessionKeys::new(&session)?;
     let out_dir = common.out_dir.clone();
     let json = g.json;
     let p = block_on(async {
         let clients = AwsClients::load(&a.aws.options()).await?;
         let issuer = Issuer::new(&clients, &a.aws.table, &ca, opts).await?;
-        let mut keys = SessionKeys(&session);
         let mut say = |s: &Step| {
             if !json {
                 println!("[{device}] {s}");

@@ -9,7 +9,18 @@
 //!    then check it (self-signature, public key) before anything is written;
 //! 4. write the root PEM and the sealed transcript ([`crate::hsm::transcript`]).
 //!
-//! If step 3 or 4 fails, the new key pair is destroyed and nothing is left behind.
+//! If step 3 or 4 fails, the new key pair is destroyed and nothing is left behind (a drop guard
+//! owns the new pair until the transcript is written).
+//!
+//! The root key pair carries the key-ceremony mark: CKA_ID `hsm-demo/ceremony/<ceremony id>` on
+//! both halves ([`crate::hsm::role`]). Only [`HsmSigner::ceremony`] signs with such a key, so the
+//! ordinary commands (`sign`, `pca`, `provision`) cannot use the root.
+//!
+//! Crash safety: before C_GenerateKeyPair the ceremony writes a journal beside its outputs
+//! ([`crate::hsm::ceremony_journal`]) naming the key it is about to create; the journal goes when
+//! the transcript is written. A ceremony killed in between leaves the journal, a new ceremony in
+//! that directory is refused, and [`recover`] (`key-ceremony --recover`) removes exactly the
+//! journal's objects (never a root whose transcript verifies), after which the ceremony reruns.
 //!
 //! [`sign_intermediate`] signs a subordinate CA's CSR (e.g. the AWS Private CA intermediate's)
 //! with the HSM root key, after re-verifying the transcript, and appends the step and a new seal.
@@ -33,8 +44,11 @@ use x509_parser::prelude::FromDer;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::hsm::ceremony_config::{CeremonyPlan, DnField, Validity};
+use crate::hsm::ceremony_journal::{self, Journal};
 use crate::hsm::ec;
-use crate::hsm::keygen::{generate_key, KeygenRequest};
+use crate::hsm::keygen::{destroy_keys, generate_ceremony_key, GeneratedKey};
+use crate::hsm::lock::TokenLock;
+use crate::hsm::role;
 use crate::hsm::session::{ConnectOptions, HsmSession, KeySpec};
 use crate::hsm::signer::HsmSigner;
 use crate::hsm::transcript::{self, SealKey, Transcript};
@@ -318,23 +332,59 @@ pub fn operators_or_default(ops: &[String]) -> Vec<String> {
     }
 }
 
-/// Runs the key ceremony (the plan is already validated). Prints `[Step i/4]` lines to `out`.
-pub fn run_ceremony(
-    plan: &CeremonyPlan,
-    opts: &ConnectOptions,
-    out: &mut dyn Write,
-) -> Result<CeremonyOutcome> {
-    let n = CEREMONY_STEPS;
-    check_outputs_absent(plan)?;
-    let mut t = Transcript::new();
-    let ceremony_id = hex::encode(rand::random::<[u8; 16]>());
+/// A kill point for tests (`--features failpoints`): with `FAILPOINTS=<name>=return` the process
+/// says `kill point <name>: waiting for SIGKILL` on stderr and stops there until the test kills
+/// it, which is exactly a `kill -9` at that point; with `=return(error)` the step fails there
+/// instead (an error, as from the HSM). Compiles to nothing otherwise.
+macro_rules! kill_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |arg: Option<String>| {
+            if arg.as_deref() == Some("error") {
+                return Err(Error::Other(format!("injected failure at {}", $name)));
+            }
+            eprintln!("kill point {}: waiting for SIGKILL", $name);
+            loop {
+                std::thread::park();
+            }
+        })
+    };
+}
 
-    // Step 1: token and operators.
-    say(
-        out,
-        format!("[Step 1/{n}] Prepare: check the token and the operators"),
-    )?;
-    let session = HsmSession::connect(opts)?;
+/// The kill points of `key-ceremony`, in the order a ceremony passes them.
+pub const KILL_POINTS: [&str; 11] = [
+    "ceremony-token-checked",
+    "ceremony-journal-written",
+    "ceremony-key-generated",
+    "ceremony-key-recorded",
+    "ceremony-root-signed",
+    "ceremony-root-checked",
+    "ceremony-transcript-sealed",
+    "ceremony-journal-updated",
+    "ceremony-root-written",
+    "ceremony-transcript-written",
+    "ceremony-journal-removed",
+];
+
+/// Refuses to start where an interrupted ceremony left its journal.
+pub fn refuse_interrupted(journal: &Path) -> Result<()> {
+    if journal.exists() {
+        return Err(Error::Ceremony(format!(
+            "{} exists: an earlier key ceremony in this directory did not finish; run `hsm-demo key-ceremony --recover` with the same options first",
+            journal.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Step 1: the token and the operators (no key is created here). Records `ceremony-start` and
+/// `token-checked`.
+fn prepare(
+    plan: &CeremonyPlan,
+    session: &HsmSession,
+    ceremony_id: &str,
+    t: &mut Transcript,
+    out: &mut dyn Write,
+) -> Result<()> {
     let tok = session.token().clone();
     say(
         out,
@@ -358,6 +408,13 @@ pub fn run_ceremony(
                 plan.key_label, tok.label
             )));
         }
+    }
+    let keys = role::token_keys(session)?;
+    if keys.ordinary_private > 0 {
+        eprintln!(
+            "warning: token '{}' also holds {} private key(s) that are not key-ceremony keys (device keys?): keep the root on a separate token",
+            tok.label, keys.ordinary_private
+        );
     }
     print_plan(plan, out)?;
     say(out, format!("  ceremony id:  {ceremony_id}"))?;
@@ -389,175 +446,190 @@ pub fn run_ceremony(
             "model": tok.model,
             "logged_in": true,
             "existing_key_with_label": false,
+            "other_private_keys": keys.ordinary_private,
+            "other_ceremony_keys": keys.ceremony,
         }),
     )?;
+    Ok(())
+}
 
-    // Step 2: the root key.
-    say(
-        out,
-        format!(
-            "[Step 2/{n}] Generate the root key '{}' (ECDSA {}) in the HSM",
-            plan.key_label,
-            plan.curve.name()
-        ),
-    )?;
-    let key = generate_key(
-        &session,
-        &KeygenRequest::new(plan.key_label.clone(), plan.curve),
-    )?;
-    let destroy = |why: Error| -> Error {
-        let a = session.session().destroy_object(key.private_handle);
-        let b = session.session().destroy_object(key.public_handle);
-        if a.is_ok() && b.is_ok() {
+/// The new root key pair, destroyed when this guard is dropped armed (any failure after
+/// generation); with it go the journal and an output directory the ceremony created.
+struct NewRootKey<'s> {
+    session: &'s HsmSession,
+    key: GeneratedKey,
+    journal: PathBuf,
+    created_dir: Option<PathBuf>,
+    armed: bool,
+}
+
+impl NewRootKey<'_> {
+    /// Destroys both halves; true when both are gone (then the journal and the created directory
+    /// go too; otherwise the journal stays for `--recover`).
+    fn destroy(&mut self) -> bool {
+        self.armed = false;
+        let a = self
+            .session
+            .session()
+            .destroy_object(self.key.private_handle);
+        let b = self
+            .session
+            .session()
+            .destroy_object(self.key.public_handle);
+        let gone = a.is_ok() && b.is_ok();
+        if gone {
+            let _ = ceremony_journal::remove(&self.journal);
+            if let Some(d) = &self.created_dir {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        gone
+    }
+
+    /// Destroys the key pair and says so in the error.
+    fn abort(&mut self, why: Error) -> Error {
+        if self.destroy() {
             Error::Ceremony(format!(
                 "{} (ceremony aborted: the new root key was destroyed, nothing was written)",
                 why.one_line()
             ))
         } else {
             Error::Ceremony(format!(
-                "{} (ceremony aborted; destroying the new root key '{}' FAILED: remove it by hand)",
+                "{} (ceremony aborted; destroying the new root key '{}' FAILED: run `hsm-demo key-ceremony --recover`)",
                 why.one_line(),
-                plan.key_label
+                self.key.label
             ))
         }
+    }
+
+    /// The ceremony completed: keep the key.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for NewRootKey<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.destroy();
+        }
+    }
+}
+
+/// Creates the output directory; `Some(dir)` when this call created it.
+fn create_out_dir(plan: &CeremonyPlan) -> Result<Option<PathBuf>> {
+    if plan.out_dir.is_dir() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&plan.out_dir)
+        .map_err(|e| Error::io(format!("cannot create {}", plan.out_dir.display()), e))?;
+    Ok(Some(plan.out_dir.clone()))
+}
+
+/// Step 2: records the journal, then generates the root key pair (with the ceremony mark).
+fn generate_root<'s>(
+    plan: &CeremonyPlan,
+    session: &'s HsmSession,
+    journal: &Journal,
+    journal_path: &Path,
+    out: &mut dyn Write,
+) -> Result<NewRootKey<'s>> {
+    say(
+        out,
+        format!(
+            "[Step 2/{CEREMONY_STEPS}] Generate the root key '{}' (ECDSA {}) in the HSM",
+            plan.key_label,
+            plan.curve.name()
+        ),
+    )?;
+    let created_dir = create_out_dir(plan)?;
+    let undo_dir = |d: &Option<PathBuf>| {
+        if let Some(d) = d {
+            let _ = std::fs::remove_dir(d);
+        }
     };
-    let result = (|| -> Result<CeremonyOutcome> {
-        let flags = read_key_flags(&session, key.private_handle)?;
-        let spki = ec::spki_der(key.curve, &key.public_point)?;
-        say(
-            out,
-            format!(
-                "  Generated ECDSA {} key pair, label: {} (id {}; sensitive, not extractable)",
-                key.curve.name(),
-                key.label,
-                hex::encode(&key.id)
-            ),
-        )?;
-        say(out, format!("  public key SHA-256: {}", fingerprint(&spki)))?;
-        t.append(
-            "key-generated",
-            serde_json::json!({
-                "label": key.label,
-                "id": hex::encode(&key.id),
-                "curve": key.curve.name(),
-                "mechanism": "CKM_EC_KEY_PAIR_GEN",
-                "private_key_attributes": flags,
-                "public_key_spki_sha256": sha256_hex(&spki),
-                "public_key_pem": ec::spki_pem(key.curve, &key.public_point)?,
-            }),
-        )?;
-
-        // Step 3: the self-signed root certificate.
-        say(
-            out,
-            format!("[Step 3/{n}] Create the self-signed root certificate (signed in the HSM)"),
-        )?;
-        let signer = HsmSigner::new(
-            &session,
-            &KeySpec {
-                label: Some(key.label.clone()),
-                id: Some(key.id.clone()),
-            },
-        )?;
-        let not_before = now_seconds();
-        let not_after = plan.validity.end(not_before)?;
-        let serial = random_serial();
-        let ski = key_identifier(&key.public_point);
-        let mut params = CertificateParams::default();
-        params.distinguished_name = to_dn(&plan.subject)?;
-        params.not_before = not_before;
-        params.not_after = not_after;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(plan.path_len));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
-        let cert = params
-            .self_signed(&signer)
-            .map_err(|e| cert_err("cannot create the root certificate", e))?;
-        let der = cert.der().to_vec();
-        // Check what was signed before anything is written.
-        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| cert_err("the new root certificate does not parse", e))?;
-        parsed
-            .verify_signature(None)
-            .map_err(|e| cert_err("the root certificate's self-signature does not verify", e))?;
-        let info = cert_info(&der)?;
-        if info.spki != spki {
-            return Err(Error::Certificate(
-                "the root certificate carries another public key than the HSM key".into(),
-            ));
+    if let Err(e) = journal.create(journal_path) {
+        undo_dir(&created_dir);
+        return Err(e);
+    }
+    kill_point!("ceremony-journal-written");
+    let id = journal.key_id_bytes()?;
+    match generate_ceremony_key(session, &plan.key_label, plan.curve, &id) {
+        Ok(key) => Ok(NewRootKey {
+            session,
+            key,
+            journal: journal_path.to_path_buf(),
+            created_dir,
+            armed: true,
+        }),
+        Err(e) => {
+            // generate_ceremony_key removed what a failed call left; keep the journal only if
+            // something with our id is still there.
+            let spec = KeySpec {
+                label: None,
+                id: Some(id),
+            };
+            let left = [
+                cryptoki::object::ObjectClass::PRIVATE_KEY,
+                cryptoki::object::ObjectClass::PUBLIC_KEY,
+            ]
+            .iter()
+            .any(|c| session.find_keys(*c, &spec).map_or(true, |v| !v.is_empty()));
+            if !left {
+                let _ = ceremony_journal::remove(journal_path);
+                undo_dir(&created_dir);
+            }
+            Err(e)
         }
-        let pem_text = cert.pem();
-        let fp = fingerprint(&der);
-        say(out, format!("  subject:      {}", info.subject))?;
-        say(out, format!("  serial:       {}", info.serial))?;
-        say(
-            out,
-            format!(
-                "  validity:     {} to {} ({})",
-                rfc3339(not_before),
-                rfc3339(not_after),
-                plan.validity
-            ),
-        )?;
-        say(
-            out,
-            format!(
-                "  extensions:   basicConstraints critical CA:TRUE pathLen {}; keyUsage critical keyCertSign, cRLSign; SKI {}",
-                plan.path_len,
-                hex::encode(&ski)
-            ),
-        )?;
-        say(out, format!("  SHA-256 fingerprint: {fp}"))?;
-        t.append(
-            "root-certificate",
-            serde_json::json!({
-                "subject": info.subject,
-                "serial": info.serial,
-                "not_before": rfc3339(not_before),
-                "not_after": rfc3339(not_after),
-                "validity": plan.validity.to_string(),
-                "path_len": plan.path_len,
-                "key_usage": ["keyCertSign", "cRLSign"],
-                "ski": hex::encode(&ski),
-                "signature_algorithm": transcript::seal_algorithm(plan.curve),
-                "sha256": sha256_hex(&der),
-                "certificate_pem": pem_text,
-            }),
-        )?;
+    }
+}
 
-        // Step 4: outputs and the sealed transcript.
-        say(
-            out,
-            format!("[Step 4/{n}] Write the root certificate and the sealed ceremony transcript"),
-        )?;
-        t.append(
-            "outputs",
-            serde_json::json!({
-                "root_cert": {
-                    "path": plan.root_cert.display().to_string(),
-                    "sha256": sha256_hex(pem_text.as_bytes()),
-                },
-            }),
-        )?;
-        t.seal(&key.label, key.curve, |m| signer.sign_der(m))?;
-        let head = t.head();
-        std::fs::create_dir_all(&plan.out_dir)
-            .map_err(|e| Error::io(format!("cannot create {}", plan.out_dir.display()), e))?;
-        write_atomic(&plan.root_cert, pem_text.as_bytes(), false)?;
-        if let Err(e) = write_atomic(&plan.transcript, t.to_text().as_bytes(), false) {
-            let _ = std::fs::remove_file(&plan.root_cert);
-            return Err(e);
-        }
-        Ok(CeremonyOutcome {
-            root_cert: plan.root_cert.clone(),
-            transcript: plan.transcript.clone(),
-            fingerprint: fp,
-            serial: info.serial,
-            head,
-        })
-    })();
-    let outcome = result.map_err(destroy)?;
+/// Runs the key ceremony (the plan is already validated). Prints `[Step i/4]` lines to `out`.
+///
+/// Crash safety: the journal ([`crate::hsm::ceremony_journal`]) is written before the key pair is
+/// generated and removed when the transcript is written; a failure in between destroys the key
+/// pair ([`NewRootKey`]); a kill in between leaves the journal for `--recover` ([`recover`]).
+pub fn run_ceremony(
+    plan: &CeremonyPlan,
+    opts: &ConnectOptions,
+    out: &mut dyn Write,
+) -> Result<CeremonyOutcome> {
+    let journal_path = ceremony_journal::journal_path(&plan.out_dir);
+    refuse_interrupted(&journal_path)?;
+    check_outputs_absent(plan)?;
+    let mut t = Transcript::new();
+    let ceremony_id = hex::encode(rand::random::<[u8; 16]>());
+    say(
+        out,
+        format!("[Step 1/{CEREMONY_STEPS}] Prepare: check the token and the operators"),
+    )?;
+    let session = HsmSession::connect(opts)?;
+    prepare(plan, &session, &ceremony_id, &mut t, out)?;
+    kill_point!("ceremony-token-checked");
+    let mut journal = Journal {
+        format: ceremony_journal::JOURNAL_FORMAT.into(),
+        ceremony_id: ceremony_id.clone(),
+        key_label: plan.key_label.clone(),
+        key_id: hex::encode(role::ceremony_key_id(&ceremony_id)),
+        curve: plan.curve.name().into(),
+        token_label: session.token().label.clone(),
+        token_serial: session.token().serial.clone(),
+        root_cert: plan.root_cert.clone(),
+        transcript: plan.transcript.clone(),
+        started: rfc3339(now_seconds()),
+        root_cert_sha256: None,
+    };
+    let mut guard = generate_root(plan, &session, &journal, &journal_path, out)?;
+    let outcome = finish(plan, &session, &guard.key, &mut t, &mut journal, out)
+        .map_err(|e| guard.abort(e))?;
+    guard.disarm();
+    if let Err(e) = ceremony_journal::remove(&journal_path) {
+        eprintln!(
+            "warning: the ceremony is complete but its journal stays: {} (`key-ceremony --recover` removes it)",
+            e.one_line()
+        );
+    }
+    kill_point!("ceremony-journal-removed");
     say(
         out,
         format!("  root certificate: {}", outcome.root_cert.display()),
@@ -582,6 +654,388 @@ pub fn run_ceremony(
     Ok(outcome)
 }
 
+/// Steps 2 (the record), 3 and 4 on the generated key pair.
+fn finish(
+    plan: &CeremonyPlan,
+    session: &HsmSession,
+    key: &GeneratedKey,
+    t: &mut Transcript,
+    journal: &mut Journal,
+    out: &mut dyn Write,
+) -> Result<CeremonyOutcome> {
+    kill_point!("ceremony-key-generated");
+    let spki = record_key(session, key, t, out)?;
+    kill_point!("ceremony-key-recorded");
+    say(
+        out,
+        format!(
+            "[Step 3/{CEREMONY_STEPS}] Create the self-signed root certificate (signed in the HSM)"
+        ),
+    )?;
+    let signer = HsmSigner::ceremony(
+        session,
+        &KeySpec {
+            label: Some(key.label.clone()),
+            id: Some(key.id.clone()),
+        },
+    )?;
+    let root = root_certificate(plan, &signer, &spki, t, out)?;
+    kill_point!("ceremony-root-checked");
+    write_outputs(plan, &signer, root, t, journal, out)
+}
+
+/// Step 2's record: the attributes read back and the public key, into the transcript.
+fn record_key(
+    session: &HsmSession,
+    key: &GeneratedKey,
+    t: &mut Transcript,
+    out: &mut dyn Write,
+) -> Result<Vec<u8>> {
+    let flags = read_key_flags(session, key.private_handle)?;
+    let spki = ec::spki_der(key.curve, &key.public_point)?;
+    say(
+        out,
+        format!(
+            "  Generated ECDSA {} key pair, label: {} (id {}; sensitive, not extractable)",
+            key.curve.name(),
+            key.label,
+            hex::encode(&key.id)
+        ),
+    )?;
+    say(out, format!("  public key SHA-256: {}", fingerprint(&spki)))?;
+    t.append(
+        "key-generated",
+        serde_json::json!({
+            "label": key.label,
+            "id": hex::encode(&key.id),
+            "curve": key.curve.name(),
+            "mechanism": "CKM_EC_KEY_PAIR_GEN",
+            "private_key_attributes": flags,
+            "public_key_spki_sha256": sha256_hex(&spki),
+            "public_key_pem": ec::spki_pem(key.curve, &key.public_point)?,
+        }),
+    )?;
+    Ok(spki)
+}
+
+/// The signed and checked root certificate.
+struct RootCert {
+    pem: String,
+    fingerprint: String,
+    serial: String,
+}
+
+/// Step 3: the self-signed root certificate, checked before anything is written.
+fn root_certificate(
+    plan: &CeremonyPlan,
+    signer: &HsmSigner<'_>,
+    spki: &[u8],
+    t: &mut Transcript,
+    out: &mut dyn Write,
+) -> Result<RootCert> {
+    let not_before = now_seconds();
+    let not_after = plan.validity.end(not_before)?;
+    let serial = random_serial();
+    let ski = key_identifier(signer.public_point());
+    let mut params = CertificateParams::default();
+    params.distinguished_name = to_dn(&plan.subject)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(plan.path_len));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
+    let cert = params
+        .self_signed(signer)
+        .map_err(|e| cert_err("cannot create the root certificate", e))?;
+    kill_point!("ceremony-root-signed");
+    let der = cert.der().to_vec();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| cert_err("the new root certificate does not parse", e))?;
+    parsed
+        .verify_signature(None)
+        .map_err(|e| cert_err("the root certificate's self-signature does not verify", e))?;
+    let info = cert_info(&der)?;
+    if info.spki != spki {
+        return Err(Error::Certificate(
+            "the root certificate carries another public key than the HSM key".into(),
+        ));
+    }
+    let pem_text = cert.pem();
+    let fp = fingerprint(&der);
+    say(out, format!("  subject:      {}", info.subject))?;
+    say(out, format!("  serial:       {}", info.serial))?;
+    say(
+        out,
+        format!(
+            "  validity:     {} to {} ({})",
+            rfc3339(not_before),
+            rfc3339(not_after),
+            plan.validity
+        ),
+    )?;
+    say(
+        out,
+        format!(
+            "  extensions:   basicConstraints critical CA:TRUE pathLen {}; keyUsage critical keyCertSign, cRLSign; SKI {}",
+            plan.path_len,
+            hex::encode(&ski)
+        ),
+    )?;
+    say(out, format!("  SHA-256 fingerprint: {fp}"))?;
+    t.append(
+        "root-certificate",
+        serde_json::json!({
+            "subject": info.subject,
+            "serial": info.serial,
+            "not_before": rfc3339(not_before),
+            "not_after": rfc3339(not_after),
+            "validity": plan.validity.to_string(),
+            "path_len": plan.path_len,
+            "key_usage": ["keyCertSign", "cRLSign"],
+            "ski": hex::encode(&ski),
+            "signature_algorithm": transcript::seal_algorithm(plan.curve),
+            "sha256": sha256_hex(&der),
+            "certificate_pem": pem_text,
+        }),
+    )?;
+    Ok(RootCert {
+        pem: pem_text,
+        fingerprint: fp,
+        serial: info.serial,
+    })
+}
+
+/// Step 4: seal the transcript, record the root certificate's hash in the journal, write
+/// root.pem, then the transcript (which completes the ceremony).
+fn write_outputs(
+    plan: &CeremonyPlan,
+    signer: &HsmSigner<'_>,
+    root: RootCert,
+    t: &mut Transcript,
+    journal: &mut Journal,
+    out: &mut dyn Write,
+) -> Result<CeremonyOutcome> {
+    say(
+        out,
+        format!(
+            "[Step 4/{CEREMONY_STEPS}] Write the root certificate and the sealed ceremony transcript"
+        ),
+    )?;
+    t.append(
+        "outputs",
+        serde_json::json!({
+            "root_cert": {
+                "path": plan.root_cert.display().to_string(),
+                "sha256": sha256_hex(root.pem.as_bytes()),
+            },
+        }),
+    )?;
+    t.seal(signer.label(), signer.curve(), |m| signer.sign_der(m))?;
+    kill_point!("ceremony-transcript-sealed");
+    let head = t.head();
+    journal.root_cert_sha256 = Some(sha256_hex(root.pem.as_bytes()));
+    journal.update(&ceremony_journal::journal_path(&plan.out_dir))?;
+    kill_point!("ceremony-journal-updated");
+    write_atomic(&plan.root_cert, root.pem.as_bytes(), false)?;
+    kill_point!("ceremony-root-written");
+    if let Err(e) = write_atomic(&plan.transcript, t.to_text().as_bytes(), false) {
+        let _ = std::fs::remove_file(&plan.root_cert);
+        return Err(e);
+    }
+    kill_point!("ceremony-transcript-written");
+    Ok(CeremonyOutcome {
+        root_cert: plan.root_cert.clone(),
+        transcript: plan.transcript.clone(),
+        fingerprint: root.fingerprint,
+        serial: root.serial,
+        head,
+    })
+}
+
+/// What `key-ceremony --recover` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// No journal: no ceremony was interrupted in that directory.
+    Nothing,
+    /// The journal's ceremony had completed (its transcript verifies): only the journal went.
+    Completed,
+    /// The interrupted ceremony's key objects (and its unfinished root.pem) were removed.
+    Undone {
+        /// Key objects destroyed (0, 1 or 2).
+        objects: usize,
+        /// Whether an unfinished root.pem was removed.
+        root_cert_removed: bool,
+    },
+}
+
+/// Whether the journal's ceremony completed: its transcript exists, verifies (against root.pem
+/// when that exists) and records the journal's key. A transcript that exists but fails any of
+/// this is an error: `--recover` then changes nothing.
+fn journal_completed(j: &Journal) -> Result<bool> {
+    if !j.transcript.exists() {
+        return Ok(false);
+    }
+    let untouched = |why: String| {
+        Error::Ceremony(format!(
+            "{} exists but {why}: --recover changes nothing; inspect it by hand",
+            j.transcript.display()
+        ))
+    };
+    let cert = j.root_cert.exists().then_some(j.root_cert.as_path());
+    let (t, _, _) = verify_transcript_file(&j.transcript, cert)
+        .map_err(|e| untouched(format!("does not verify ({})", e.one_line())))?;
+    let recorded_id = t
+        .entries()?
+        .into_iter()
+        .find(|e| e.step == "key-generated")
+        .and_then(|e| {
+            e.details
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+    if recorded_id.as_deref() != Some(j.key_id.as_str()) {
+        return Err(untouched(format!(
+            "records another key (id {}) than the journal's ceremony {}",
+            recorded_id.unwrap_or_else(|| "none".into()),
+            j.ceremony_id
+        )));
+    }
+    Ok(true)
+}
+
+/// Whether root.pem is the unfinished one this ceremony was writing (its SHA-256 is the
+/// journal's); any other existing file is an error.
+fn unfinished_root_cert(j: &Journal) -> Result<bool> {
+    if !j.root_cert.exists() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(&j.root_cert)
+        .map_err(|e| Error::io(format!("cannot read {}", j.root_cert.display()), e))?;
+    if j.root_cert_sha256.as_deref() == Some(sha256_hex(&bytes).as_str()) {
+        return Ok(true);
+    }
+    Err(Error::Ceremony(format!(
+        "{} exists and is not the certificate the interrupted ceremony {} was writing: --recover changes nothing; move it away by hand",
+        j.root_cert.display(),
+        j.ceremony_id
+    )))
+}
+
+/// `key-ceremony --recover`: undoes a ceremony that was killed after it wrote its journal
+/// ([`crate::hsm::ceremony_journal`]). Removes exactly the key objects with the journal's label
+/// and CKA_ID (which carries the ceremony mark) and a root.pem with the journal's SHA-256, then
+/// the journal; a ceremony whose transcript verifies is complete and keeps its key. Each step can
+/// be repeated, so a recovery that is itself killed is finished by running it again. The paths
+/// are the journal's (as the ceremony saw them): run it from the ceremony's working directory.
+pub fn recover(out_dir: &Path, opts: &ConnectOptions, out: &mut dyn Write) -> Result<Recovered> {
+    let path = ceremony_journal::journal_path(out_dir);
+    let Some(j) = Journal::read(&path)? else {
+        say(
+            out,
+            format!(
+                "Nothing to recover: no key-ceremony journal in {} (no ceremony was interrupted there)",
+                out_dir.display()
+            ),
+        )?;
+        return Ok(Recovered::Nothing);
+    };
+    let id = j.key_id_bytes()?;
+    if role::role_of(&id) != role::KeyRole::Ceremony {
+        return Err(Error::Ceremony(format!(
+            "{}: key_id {} lacks the key-ceremony mark; --recover changes nothing",
+            path.display(),
+            j.key_id
+        )));
+    }
+    say(
+        out,
+        format!(
+            "Interrupted key ceremony {} (journal {}): root key '{}', id {}, token '{}' (serial {})",
+            j.ceremony_id,
+            path.display(),
+            j.key_label,
+            j.key_id,
+            j.token_label,
+            j.token_serial
+        ),
+    )?;
+    if journal_completed(&j)? {
+        ceremony_journal::remove(&path)?;
+        say(
+            out,
+            format!(
+                "The ceremony had completed: {} verifies and records root key '{}', which is kept; removed the leftover journal",
+                j.transcript.display(),
+                j.key_label
+            ),
+        )?;
+        return Ok(Recovered::Completed);
+    }
+    let stale_cert = unfinished_root_cert(&j)?;
+    let session = HsmSession::connect(opts)?;
+    if session.token().serial != j.token_serial {
+        return Err(Error::Ceremony(format!(
+            "the journal is for token '{}' (serial {}), not '{}' (serial {}): select it with --token; --recover changed nothing",
+            j.token_label,
+            j.token_serial,
+            session.token_label(),
+            session.token().serial
+        )));
+    }
+    let objects = destroy_journal_keys(&session, &j, &id)?;
+    if stale_cert {
+        std::fs::remove_file(&j.root_cert)
+            .map_err(|e| Error::io(format!("cannot remove {}", j.root_cert.display()), e))?;
+    }
+    ceremony_journal::remove(&path)?;
+    say(
+        out,
+        format!(
+            "Recovered: removed {objects} key object(s) of the interrupted ceremony{}, and the journal; run `hsm-demo key-ceremony` again",
+            if stale_cert {
+                format!(", its unfinished {}", j.root_cert.display())
+            } else {
+                String::new()
+            }
+        ),
+    )?;
+    Ok(Recovered::Undone {
+        objects,
+        root_cert_removed: stale_cert,
+    })
+}
+
+/// Destroys the objects with the journal's label and CKA_ID under the token lock; refuses when an
+/// object with that CKA_ID but another label remains (not ours to judge).
+fn destroy_journal_keys(session: &HsmSession, j: &Journal, id: &[u8]) -> Result<usize> {
+    let lock = TokenLock::acquire(session)?;
+    let ours = KeySpec {
+        label: Some(j.key_label.clone()),
+        id: Some(id.to_vec()),
+    };
+    let n = destroy_keys(session, &ours, &lock)?;
+    let by_id = KeySpec {
+        label: None,
+        id: Some(id.to_vec()),
+    };
+    for class in [
+        cryptoki::object::ObjectClass::PRIVATE_KEY,
+        cryptoki::object::ObjectClass::PUBLIC_KEY,
+    ] {
+        if !session.find_keys(class, &by_id)?.is_empty() {
+            return Err(Error::Ceremony(format!(
+                "a key with the ceremony's id {} but another label than '{}' is on token '{}': remove it by hand",
+                j.key_id,
+                j.key_label,
+                session.token_label()
+            )));
+        }
+    }
+    Ok(n)
+}
+
 /// Reads and verifies a transcript against a root certificate (`Some`) or the root certificate it
 /// records itself (`None`). With a certificate, the transcript must record that same certificate.
 pub fn verify_transcript_file(
@@ -595,7 +1049,7 @@ pub fn verify_transcript_file(
     let der = match cert {
         Some(c) => read_cert_pem(c)?.1,
         None => {
-            let pem_text = recorded_pem.ok_or_else(|| {
+            let pem_text = recorded_pem.clone().ok_or_else(|| {
                 Error::Ceremony(
                     "the transcript records no root certificate: pass --cert root.pem".into(),
                 )
@@ -609,17 +1063,39 @@ pub fn verify_transcript_file(
         }
     };
     let info = cert_info(&der)?;
-    let key = spki_ec_key(&info.spki)?;
-    let report = transcript::verify(&t, &key)?;
-    if let Some(fp) = transcript::recorded_root_fingerprint(&t)? {
+    if let (Some(c), Some(fp)) = (cert, transcript::recorded_root_fingerprint(&t)?) {
         if fp != sha256_hex(&der) {
-            return Err(Error::Ceremony(format!(
-                "the transcript is for another root certificate (recorded SHA-256 {fp}, given {})",
-                sha256_hex(&der)
-            )));
+            return Err(foreign_cert(&t, recorded_pem.as_deref(), c, &fp, &der));
         }
     }
+    let key = spki_ec_key(&info.spki)?;
+    let report = transcript::verify(&t, &key)?;
     Ok((t, report, info))
+}
+
+/// The error for a `--cert` that is not the root the transcript records: when the transcript
+/// verifies against its own recorded root, it is intact and the certificate is simply another
+/// root's (not tampering); otherwise the tampering error is the one that matters.
+fn foreign_cert(
+    t: &Transcript,
+    recorded_pem: Option<&str>,
+    cert: &Path,
+    recorded_fp: &str,
+    given: &[u8],
+) -> Error {
+    let own_key = recorded_pem
+        .and_then(|p| pem::parse(p).ok())
+        .ok_or_else(|| Error::Ceremony("the transcript's root certificate is not PEM".into()))
+        .and_then(|p| cert_info(p.contents()))
+        .and_then(|i| spki_ec_key(&i.spki));
+    match own_key.and_then(|k| transcript::verify(t, &k)) {
+        Ok(_) => Error::Ceremony(format!(
+            "{} is another root's certificate: the transcript is intact and belongs to the root with SHA-256 {recorded_fp}, not {} (pass that root's certificate)",
+            cert.display(),
+            sha256_hex(given)
+        )),
+        Err(e) => e,
+    }
 }
 
 /// What `sign-intermediate` needs.
@@ -772,6 +1248,53 @@ pub struct SignIntermediateOutcome {
     pub head: String,
 }
 
+/// The root must be a CA whose pathLen leaves room for the intermediate's.
+fn check_path_len(req: &SignIntermediateRequest, root: &CertInfo) -> Result<()> {
+    match root.basic_constraints {
+        Some((true, pl)) => {
+            if let Some(pl) = pl {
+                if u32::from(req.path_len) >= pl {
+                    return Err(Error::input(format!(
+                        "--path-len {} is not below the root's pathLen {pl}",
+                        req.path_len
+                    )));
+                }
+            }
+        }
+        _ => {
+            return Err(Error::input(format!(
+                "{} is not a CA certificate (no basicConstraints CA:TRUE)",
+                req.root_cert.display()
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The intermediate's validity, from now: it must lie within the root's.
+fn intermediate_validity(
+    req: &SignIntermediateRequest,
+    root: &CertInfo,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
+    let not_before = now_seconds();
+    let not_after = req.validity.end(not_before)?;
+    if not_after > root.not_after {
+        return Err(Error::input(format!(
+            "validity {} ends {} after the root certificate ({}): choose a shorter --validity",
+            req.validity,
+            rfc3339(not_after),
+            rfc3339(root.not_after)
+        )));
+    }
+    if not_before < root.not_before {
+        return Err(Error::input(format!(
+            "the root certificate is not valid before {}",
+            rfc3339(root.not_before)
+        )));
+    }
+    Ok((not_before, not_after))
+}
+
 /// Signs a subordinate CA CSR with the HSM root key (see the module docs).
 pub fn sign_intermediate(
     req: &SignIntermediateRequest,
@@ -793,41 +1316,9 @@ pub fn sign_intermediate(
     let csr = parse_csr(&req.csr)?;
     let (root_pem, root_der) = read_cert_pem(&req.root_cert)?;
     let root = cert_info(&root_der)?;
-    match root.basic_constraints {
-        Some((true, pl)) => {
-            if let Some(pl) = pl {
-                if u32::from(req.path_len) >= pl {
-                    return Err(Error::input(format!(
-                        "--path-len {} is not below the root's pathLen {pl}",
-                        req.path_len
-                    )));
-                }
-            }
-        }
-        _ => {
-            return Err(Error::input(format!(
-                "{} is not a CA certificate (no basicConstraints CA:TRUE)",
-                req.root_cert.display()
-            )))
-        }
-    }
+    check_path_len(req, &root)?;
     let (mut t, report, _) = verify_transcript_file(&req.transcript, Some(&req.root_cert))?;
-    let not_before = now_seconds();
-    let not_after = req.validity.end(not_before)?;
-    if not_after > root.not_after {
-        return Err(Error::input(format!(
-            "validity {} ends {} after the root certificate ({}): choose a shorter --validity",
-            req.validity,
-            rfc3339(not_after),
-            rfc3339(root.not_after)
-        )));
-    }
-    if not_before < root.not_before {
-        return Err(Error::input(format!(
-            "the root certificate is not valid before {}",
-            rfc3339(root.not_before)
-        )));
-    }
+    let (not_before, not_after) = intermediate_validity(req, &root)?;
     let key_label = req.key_label.clone().unwrap_or(report.key_label.clone());
     let root_key = spki_ec_key(&root.spki)?;
     say(
@@ -864,7 +1355,7 @@ pub fn sign_intermediate(
         format!("[Step 2/{n}] Sign the intermediate with the HSM root key '{key_label}'"),
     )?;
     let session = HsmSession::connect(opts)?;
-    let signer = HsmSigner::new(&session, &KeySpec::label(key_label.clone()))?;
+    let signer = HsmSigner::ceremony(&session, &KeySpec::label(key_label.clone()))?;
     if signer.curve() != root_key.curve || signer.public_point() != root_key.point.as_slice() {
         return Err(Error::Ceremony(format!(
             "the key '{key_label}' on token '{}' is not the key of {}",
@@ -872,7 +1363,45 @@ pub fn sign_intermediate(
             req.root_cert.display()
         )));
     }
-    let issuer = Issuer::from_ca_cert_pem(&root_pem, &signer)
+    let signed = sign_csr(
+        req,
+        &csr,
+        &root_pem,
+        &root_der,
+        &signer,
+        (not_before, not_after),
+    )?;
+    print_signed(req, &signed, out)?;
+
+    // Step 3: write the certificate, then the transcript (entry + new seal).
+    say(
+        out,
+        format!("[Step 3/{n}] Write the certificate and append to the transcript"),
+    )?;
+    write_intermediate(req, &csr, signed, &signer, &key_label, &mut t, out)
+}
+
+/// The signed and checked intermediate certificate.
+struct SignedIntermediate {
+    pem: String,
+    der: Vec<u8>,
+    info: CertInfo,
+    fingerprint: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+/// Step 2 of `sign-intermediate`: the certificate for the CSR's subject and key, signed by the
+/// root key in the HSM and checked against the root certificate.
+fn sign_csr(
+    req: &SignIntermediateRequest,
+    csr: &ParsedCsr,
+    root_pem: &str,
+    root_der: &[u8],
+    signer: &HsmSigner<'_>,
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+) -> Result<SignedIntermediate> {
+    let issuer = Issuer::from_ca_cert_pem(root_pem, signer)
         .map_err(|e| cert_err("cannot use the root certificate as issuer (no SKI?)", e))?;
     let serial = random_serial();
     let mut params = CertificateParams::default();
@@ -890,7 +1419,7 @@ pub fn sign_intermediate(
     let der = cert.der().to_vec();
     let (_, parsed) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| cert_err("the new certificate does not parse", e))?;
-    let (_, root_parsed) = x509_parser::parse_x509_certificate(&root_der)
+    let (_, root_parsed) = x509_parser::parse_x509_certificate(root_der)
         .map_err(|e| cert_err("root certificate", e))?;
     parsed
         .verify_signature(Some(root_parsed.public_key()))
@@ -901,16 +1430,30 @@ pub fn sign_intermediate(
             "the signed certificate carries another public key than the CSR".into(),
         ));
     }
-    let fp = fingerprint(&der);
-    say(out, format!("  subject:      {}", info.subject))?;
-    say(out, format!("  issuer:       {}", info.issuer))?;
-    say(out, format!("  serial:       {}", info.serial))?;
+    Ok(SignedIntermediate {
+        pem: cert.pem(),
+        fingerprint: fingerprint(&der),
+        der,
+        info,
+        not_before,
+        not_after,
+    })
+}
+
+fn print_signed(
+    req: &SignIntermediateRequest,
+    s: &SignedIntermediate,
+    out: &mut dyn Write,
+) -> Result<()> {
+    say(out, format!("  subject:      {}", s.info.subject))?;
+    say(out, format!("  issuer:       {}", s.info.issuer))?;
+    say(out, format!("  serial:       {}", s.info.serial))?;
     say(
         out,
         format!(
             "  validity:     {} to {} ({})",
-            rfc3339(not_before),
-            rfc3339(not_after),
+            rfc3339(s.not_before),
+            rfc3339(s.not_after),
             req.validity
         ),
     )?;
@@ -921,14 +1464,21 @@ pub fn sign_intermediate(
             req.path_len
         ),
     )?;
-    say(out, format!("  SHA-256 fingerprint: {fp}"))?;
+    say(out, format!("  SHA-256 fingerprint: {}", s.fingerprint))
+}
 
-    // Step 3: write the certificate, then the transcript (entry + new seal).
-    say(
-        out,
-        format!("[Step 3/{n}] Write the certificate and append to the transcript"),
-    )?;
-    let pem_text = cert.pem();
+/// Step 3 of `sign-intermediate`: the transcript entry and a new seal, then the certificate
+/// file and the transcript (the certificate is removed again if the transcript cannot be written).
+fn write_intermediate(
+    req: &SignIntermediateRequest,
+    csr: &ParsedCsr,
+    s: SignedIntermediate,
+    signer: &HsmSigner<'_>,
+    key_label: &str,
+    t: &mut Transcript,
+    out: &mut dyn Write,
+) -> Result<SignIntermediateOutcome> {
+    let info = s.info;
     t.append(
         "intermediate-signed",
         serde_json::json!({
@@ -939,18 +1489,18 @@ pub fn sign_intermediate(
             "csr_key": csr.key_desc,
             "subject": info.subject,
             "serial": info.serial,
-            "not_before": rfc3339(not_before),
-            "not_after": rfc3339(not_after),
+            "not_before": rfc3339(s.not_before),
+            "not_after": rfc3339(s.not_after),
             "validity": req.validity.to_string(),
             "path_len": req.path_len,
             "key_usage": ["keyCertSign", "cRLSign"],
             "ski": info.ski,
-            "sha256": sha256_hex(&der),
+            "sha256": sha256_hex(&s.der),
             "certificate_path": req.out.display().to_string(),
         }),
     )?;
-    t.seal(&key_label, signer.curve(), |m| signer.sign_der(m))?;
-    write_atomic(&req.out, pem_text.as_bytes(), false)?;
+    t.seal(key_label, signer.curve(), |m| signer.sign_der(m))?;
+    write_atomic(&req.out, s.pem.as_bytes(), false)?;
     if let Err(e) = write_atomic(&req.transcript, t.to_text().as_bytes(), true) {
         let _ = std::fs::remove_file(&req.out);
         return Err(e);
@@ -968,12 +1518,15 @@ pub fn sign_intermediate(
     )?;
     say(
         out,
-        format!("Intermediate signed: serial {}, SHA-256 {fp}", info.serial),
+        format!(
+            "Intermediate signed: serial {}, SHA-256 {}",
+            info.serial, s.fingerprint
+        ),
     )?;
     Ok(SignIntermediateOutcome {
         out: req.out.clone(),
         serial: info.serial,
-        fingerprint: fp,
+        fingerprint: s.fingerprint,
         head,
     })
 }

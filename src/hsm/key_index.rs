@@ -25,6 +25,7 @@ use std::hash::{BuildHasher, RandomState};
 use cryptoki::object::ObjectClass;
 
 use crate::error::Result;
+use crate::hsm::role::TokenKeys;
 use crate::hsm::session::HsmSession;
 
 /// The labels of the private and public keys on one token.
@@ -35,16 +36,22 @@ pub struct KeyIndex {
 }
 
 impl KeyIndex {
-    /// Reads the label of every private and public key `session` can see (log in first: private
-    /// keys are hidden otherwise). One search per class plus one attribute read per key.
+    /// Reads the label and id of every private and public key `session` can see (log in first:
+    /// private keys are hidden otherwise). One search per class plus one attribute read per key.
+    ///
+    /// The index is for provisioning devices, so a token holding a key-ceremony key (a root CA
+    /// key, [`crate::hsm::role`]) is refused here, from the ids this read already has.
     pub fn load(session: &HsmSession) -> Result<KeyIndex> {
         let mut idx = KeyIndex::default();
+        let mut roles = TokenKeys::default();
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
             for h in session.find_all_of_class(class)? {
-                let (label, _) = session.label_and_id(h)?;
+                let (label, id) = session.label_and_id(h)?;
                 idx.insert(&label);
+                roles.note(class, label, &id);
             }
         }
+        roles.refuse_ceremony_keys(session.token_label())?;
         Ok(idx)
     }
 

@@ -7,6 +7,9 @@
 //! retried: a failed call may still have written one or both objects (SoftHSM2 writes them one
 //! after the other), so the objects with this label and our fresh id are looked up and destroyed
 //! before the error is returned.
+//!
+//! An `--id` carrying the key-ceremony mark ([`crate::hsm::role`]) is refused: only
+//! [`generate_ceremony_key`] creates a key with it.
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
@@ -14,6 +17,7 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 use crate::hsm::lock::TokenLock;
+use crate::hsm::role::{self, KeyRole};
 use crate::hsm::session::{HsmSession, KeySpec};
 use crate::hsm::signer::read_public_key;
 
@@ -81,6 +85,24 @@ pub fn destroy_keys(session: &HsmSession, spec: &KeySpec, _lock: &TokenLock) -> 
     Ok(n)
 }
 
+/// Whatever a failed C_GenerateKeyPair left behind carries our label and our fresh id: remove it
+/// so no half pair remains.
+fn clean_up_failed_generation(session: &HsmSession, label: &str, id: &[u8], lock: &TokenLock) {
+    let ours = KeySpec {
+        label: Some(label.to_string()),
+        id: Some(id.to_vec()),
+    };
+    match destroy_keys(session, &ours, lock) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(label = %label, n, "removed objects left by a failed C_GenerateKeyPair")
+        }
+        Err(ce) => {
+            tracing::warn!(label = %label, "could not clean up after a failed C_GenerateKeyPair: {}", ce.one_line())
+        }
+    }
+}
+
 /// Generates the key pair under the token's cross-process lock. The session must be logged in.
 pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<GeneratedKey> {
     validate(session, req)?;
@@ -88,7 +110,44 @@ pub fn generate_key(session: &HsmSession, req: &KeygenRequest) -> Result<Generat
     generate_key_locked(session, req, &lock)
 }
 
+/// Generates the root key pair of a key ceremony: CKA_ID `ceremony_id` (which must carry the
+/// ceremony mark, see [`role::ceremony_key_id`]), under the token lock. The label must be new.
+pub fn generate_ceremony_key(
+    session: &HsmSession,
+    label: &str,
+    curve: Curve,
+    ceremony_id: &[u8],
+) -> Result<GeneratedKey> {
+    if role::role_of(ceremony_id) != KeyRole::Ceremony {
+        return Err(Error::input(
+            "a key-ceremony key needs a CKA_ID with the ceremony mark",
+        ));
+    }
+    let req = KeygenRequest {
+        id: Some(ceremony_id.to_vec()),
+        ..KeygenRequest::new(label, curve)
+    };
+    validate_shape(session, &req)?;
+    let lock = TokenLock::acquire(session)?;
+    generate_unchecked(session, &req, &lock)
+}
+
 fn validate(session: &HsmSession, req: &KeygenRequest) -> Result<()> {
+    validate_shape(session, req)?;
+    if req
+        .id
+        .as_deref()
+        .is_some_and(|i| role::role_of(i) == KeyRole::Ceremony)
+    {
+        return Err(Error::input(format!(
+            "the key id may not start with '{}': that prefix marks key-ceremony keys",
+            String::from_utf8_lossy(role::CEREMONY_ID_PREFIX)
+        )));
+    }
+    Ok(())
+}
+
+fn validate_shape(session: &HsmSession, req: &KeygenRequest) -> Result<()> {
     if req.label.is_empty() {
         return Err(Error::input("the key label must not be empty"));
     }
@@ -109,6 +168,14 @@ pub fn generate_key_locked(
     lock: &TokenLock,
 ) -> Result<GeneratedKey> {
     validate(session, req)?;
+    generate_unchecked(session, req, lock)
+}
+
+fn generate_unchecked(
+    session: &HsmSession,
+    req: &KeygenRequest,
+    lock: &TokenLock,
+) -> Result<GeneratedKey> {
     let token = session.token_label().to_string();
     if !req.allow_duplicate_label && exists(session, &KeySpec::label(req.label.clone()))? {
         return Err(Error::KeyExists {
@@ -158,21 +225,8 @@ pub fn generate_key_locked(
     let (public_handle, private_handle) = match generated {
         Ok(h) => h,
         Err(e) => {
-            // Not retried (a retry could leave two pairs). Whatever the failed call left behind
-            // carries our label and our fresh id: remove it so no half pair remains.
-            let ours = KeySpec {
-                label: Some(req.label.clone()),
-                id: Some(id.clone()),
-            };
-            match destroy_keys(session, &ours, lock) {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(label = %req.label, n, "removed objects left by a failed C_GenerateKeyPair")
-                }
-                Err(ce) => {
-                    tracing::warn!(label = %req.label, "could not clean up after a failed C_GenerateKeyPair: {}", ce.one_line())
-                }
-            }
+            // Not retried (a retry could leave two pairs).
+            clean_up_failed_generation(session, &req.label, &id, lock);
             return Err(e.into());
         }
     };

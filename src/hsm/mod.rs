@@ -9,6 +9,7 @@
 
 pub mod ceremony;
 pub mod ceremony_config;
+pub mod ceremony_journal;
 pub mod ec;
 pub mod key_index;
 pub mod keygen;
@@ -16,6 +17,7 @@ pub mod lock;
 pub mod module;
 pub mod module_diag;
 pub mod pin;
+pub mod role;
 pub mod session;
 pub mod sign;
 pub mod signer;

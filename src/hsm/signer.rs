@@ -3,6 +3,10 @@
 //!
 //! The message is hashed in Rust (SHA-256 for P-256, SHA-384 for P-384); CKM_ECDSA signs the
 //! digest in the HSM; the raw r‖s it returns is converted to a DER ECDSA-Sig-Value.
+//!
+//! Every signer is built here, and the key's role is checked here ([`crate::hsm::role`]): the
+//! ordinary constructors refuse a key-ceremony key, [`HsmSigner::ceremony`] requires one. No
+//! command can forget the check, because no command builds a signer another way.
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
@@ -10,6 +14,7 @@ use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
 use crate::error::{Error, Result};
 use crate::hsm::ec::{self, Curve};
 use crate::hsm::keygen::GeneratedKey;
+use crate::hsm::role::{self, KeyRole};
 use crate::hsm::session::{retry_idempotent, HsmSession, KeySpec};
 
 /// A private key in the token plus its public point.
@@ -38,6 +43,13 @@ pub fn read_public_key(session: &HsmSession, public: ObjectHandle) -> Result<(Cu
     Ok((curve, ec::decode_ec_point(curve, &raw)?))
 }
 
+fn check_role(role: KeyRole, label: &str, id: &[u8]) -> Result<()> {
+    match role {
+        KeyRole::Ordinary => role::require_ordinary(label, id),
+        KeyRole::Ceremony => role::require_ceremony(label, id),
+    }
+}
+
 /// Finds exactly one public key for `spec` and returns its curve and SEC1 point.
 pub fn find_public_key(session: &HsmSession, spec: &KeySpec) -> Result<(Curve, Vec<u8>)> {
     let h = session.find_key(ObjectClass::PUBLIC_KEY, spec)?;
@@ -46,36 +58,60 @@ pub fn find_public_key(session: &HsmSession, spec: &KeySpec) -> Result<(Curve, V
 
 impl<'s> HsmSigner<'s> {
     /// Finds the private key matching `spec` (exactly one) and its public key (same label and
-    /// id, exactly one). The session must be logged in.
+    /// id, exactly one). The session must be logged in. A key-ceremony key is refused
+    /// ([`crate::hsm::role`]): ordinary commands never sign with the root.
     pub fn new(session: &'s HsmSession, spec: &KeySpec) -> Result<HsmSigner<'s>> {
+        Self::find(session, spec, KeyRole::Ordinary)
+    }
+
+    /// The key ceremony's signer: like [`Self::new`], but the key must carry the ceremony mark
+    /// (only `key-ceremony` and its later steps call this).
+    pub fn ceremony(session: &'s HsmSession, spec: &KeySpec) -> Result<HsmSigner<'s>> {
+        Self::find(session, spec, KeyRole::Ceremony)
+    }
+
+    fn find(session: &'s HsmSession, spec: &KeySpec, role: KeyRole) -> Result<HsmSigner<'s>> {
         let key = session.find_key(ObjectClass::PRIVATE_KEY, spec)?;
         let (label, id) = session.label_and_id(key)?;
+        check_role(role, &label, &id)?;
         // The matching public key: same label and id as the private key found.
         let pub_spec = KeySpec {
             label: Some(label.clone()),
             id: Some(id.clone()),
         };
         let public = session.find_key(ObjectClass::PUBLIC_KEY, &pub_spec)?;
-        Self::from_pair(session, key, public, label, id)
+        Self::pair(session, key, public, label, id)
     }
 
     /// The pair C_GenerateKeyPair just returned: no look-up (its handles, label, id and point are
-    /// already known).
-    pub fn from_generated(session: &'s HsmSession, key: &GeneratedKey) -> HsmSigner<'s> {
-        HsmSigner {
+    /// already known). A key-ceremony key is refused.
+    pub fn from_generated(session: &'s HsmSession, key: &GeneratedKey) -> Result<HsmSigner<'s>> {
+        role::require_ordinary(&key.label, &key.id)?;
+        Ok(HsmSigner {
             session,
             key: key.private_handle,
             curve: key.curve,
             point: key.public_point.clone(),
             label: key.label.clone(),
             id: key.id.clone(),
-        }
+        })
     }
 
     /// A private key and its public key found by the caller (e.g. by one label search), with the
     /// private key's CKA_LABEL and CKA_ID already read: reads the public point and cross-checks
-    /// the private key's curve.
+    /// the private key's curve. A key-ceremony key is refused.
     pub fn from_pair(
+        session: &'s HsmSession,
+        key: ObjectHandle,
+        public: ObjectHandle,
+        label: String,
+        id: Vec<u8>,
+    ) -> Result<HsmSigner<'s>> {
+        role::require_ordinary(&label, &id)?;
+        Self::pair(session, key, public, label, id)
+    }
+
+    fn pair(
         session: &'s HsmSession,
         key: ObjectHandle,
         public: ObjectHandle,

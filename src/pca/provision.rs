@@ -9,6 +9,10 @@
 //! For batch provisioning: [`provision_device`] takes any [`DeviceKeys`] (e.g. one that hands the
 //! HSM work to a worker thread owning a PKCS#11 session and awaits its reply), so the future can
 //! be `Send`; [`hsm_csr`] is the synchronous HSM part for such workers.
+//!
+//! A key-ceremony key (a root CA key, [`crate::hsm::role`]) is never provisioned: the signers
+//! refuse it, and a token holding one is refused before anything starts ([`SessionKeys::new`],
+//! and the batch path's [`KeyIndex::load`]).
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +25,7 @@ use crate::hsm::ec::Curve;
 use crate::hsm::key_index::KeyIndex;
 use crate::hsm::keygen::{destroy_keys, generate_key_locked, KeygenRequest};
 use crate::hsm::lock::TokenLock;
+use crate::hsm::role;
 use crate::hsm::session::{HsmSession, KeySpec};
 use crate::hsm::signer::HsmSigner;
 use crate::pca::csr::{build_csr, Csr, CsrRequest};
@@ -164,7 +169,16 @@ pub trait DeviceKeys {
 }
 
 /// [`DeviceKeys`] on a logged-in session owned by the caller (single-device CLI use).
-pub struct SessionKeys<'a>(pub &'a HsmSession);
+pub struct SessionKeys<'a>(&'a HsmSession);
+
+impl<'a> SessionKeys<'a> {
+    /// Device keys on `session`'s token, which must hold no key-ceremony key: provisioning
+    /// refuses a token with a root CA key on it (one search per key class, before any AWS call).
+    pub fn new(session: &'a HsmSession) -> Result<SessionKeys<'a>> {
+        role::refuse_token_with_ceremony_key(session)?;
+        Ok(SessionKeys(session))
+    }
+}
 
 impl DeviceKeys for SessionKeys<'_> {
     fn csr_for(
@@ -233,7 +247,7 @@ fn device_key<'s>(
         let lock = TokenLock::acquire(session)?;
         let key = generate_key_locked(session, &keygen, &lock)?;
         return Ok((
-            HsmSigner::from_generated(session, &key),
+            HsmSigner::from_generated(session, &key)?,
             KeyOutcome::Created,
         ));
     }
@@ -245,7 +259,7 @@ fn device_key<'s>(
         (0, 0) => {
             let key = generate_key_locked(session, &keygen, &lock)?;
             (
-                HsmSigner::from_generated(session, &key),
+                HsmSigner::from_generated(session, &key)?,
                 KeyOutcome::Created,
             )
         }
@@ -257,11 +271,16 @@ fn device_key<'s>(
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
+            // Never half of a key-ceremony pair, though: that is the root's, not the device's.
+            for &h in privs.iter().chain(&pubs) {
+                let (l, id) = session.label_and_id(h)?;
+                role::require_ordinary(&l, &id)?;
+            }
             destroy_keys(session, &KeySpec::label(label.clone()), &lock)?;
             tracing::warn!(label = %label, "removed an incomplete key pair left by an interrupted run");
             let key = generate_key_locked(session, &keygen, &lock)?;
             (
-                HsmSigner::from_generated(session, &key),
+                HsmSigner::from_generated(session, &key)?,
                 KeyOutcome::Regenerated,
             )
         }
