@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::cli::common::{print_bytes, print_json, read_file, read_stdin, KeyArgs, MessageArgs};
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output, out_file, write_atomic};
 use crate::hsm::session::HsmSession;
 use crate::hsm::sign::{batch_lines, encode_signature, sign_batch, SigFormat};
 use crate::hsm::signer::HsmSigner;
@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "input", "out"])]
     pub batch: Option<PathBuf>,
 
-    /// Write the signature (DER bytes for --format raw, else the text) to FILE instead of stdout
+    /// Write the signature (DER bytes for --format raw, else the text) to FILE ('-' = stdout); FILE must not exist
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -73,25 +73,21 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         return Ok(());
     }
     let msg = args.message.read()?;
-    if args.format == SigFormat::Raw && args.out.is_none() && std::io::stdout().is_terminal() {
+    let out = out_file(args.out.as_ref());
+    if args.format == SigFormat::Raw && out.is_none() && std::io::stdout().is_terminal() {
         return Err(Error::input(
             "--format raw writes binary: redirect stdout or use --out FILE",
         ));
     }
-    if let Some(out) = &args.out {
-        if out.exists() {
-            return Err(Error::input(format!(
-                "{} already exists: refusing to overwrite it",
-                out.display()
-            )));
-        }
+    if let Some(out) = out {
+        check_output(out, false)?;
     }
     let session = HsmSession::connect(&opts)?;
     let signer = HsmSigner::new(&session, &spec)?;
     let der = signer.sign_der(&msg)?;
     let mut enc = Vec::with_capacity(der.len() * 2);
     encode_signature(args.format, &der, &mut enc);
-    if let Some(out) = &args.out {
+    if let Some(out) = out {
         if args.format != SigFormat::Raw {
             enc.push(b'\n');
         }
