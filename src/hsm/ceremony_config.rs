@@ -22,7 +22,7 @@
 //! locality = "Berlin"
 //!
 //! [certificate]
-//! validity = "20y"                      # Ny (years) or Nd (days); default 20y
+//! validity = "20y"                      # Ny (years), Nd (days) or Nw (weeks); default 20y
 //! path_len = 2                          # default 2: root → intermediate (1) → issuing (0) → leaf
 //!
 //! [output]
@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::duration::{self, DurationError, Unit};
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 
@@ -170,28 +171,46 @@ pub enum Validity {
 }
 
 impl Validity {
-    /// Parses `20y`, `10y`, `3650d` (also `20 years`, `365 days`).
+    /// Parses `20y`, `10y`, `3650d`, `52w` (also `20 years`, `365 days`) with the tool's one
+    /// duration parser ([`crate::duration`]); a root or intermediate CA's validity is whole days or
+    /// calendar years, so other units are refused.
     pub fn parse(s: &str) -> std::result::Result<Validity, String> {
-        let t = s.trim().to_ascii_lowercase();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let bad = || format!("validity '{s}' is not of the form Ny (years) or Nd (days), e.g. 20y");
-        let n: u32 = num.parse().map_err(|_| bad())?;
-        let v = match unit.trim() {
-            "y" | "year" | "years" => Validity::Years(n),
-            "d" | "day" | "days" => Validity::Days(n),
-            _ => return Err(bad()),
+        let d = duration::parse(s).map_err(|e| match e {
+            DurationError::Malformed => format!(
+                "validity '{}' is not of the form Ny (years) or Nd (days), e.g. 20y",
+                duration::shown(s)
+            ),
+            other => other.message(s),
+        })?;
+        let n = d.count;
+        let v = match d.unit {
+            Unit::Years => Validity::Years(n),
+            Unit::Days => Validity::Days(n),
+            Unit::Weeks => Validity::Days(
+                n.checked_mul(7)
+                    .ok_or_else(|| format!("validity '{}' is out of range", duration::shown(s)))?,
+            ),
+            _ => {
+                return Err(format!(
+                    "validity '{}' must be given in years (y) or days (d), e.g. 20y",
+                    duration::shown(s)
+                ))
+            }
         };
         let days = match v {
             Validity::Years(y) => u64::from(y) * 365,
             Validity::Days(d) => u64::from(d),
         };
         if n == 0 {
-            return Err(format!("validity '{s}' must be at least one day"));
+            return Err(format!(
+                "validity '{}' must be at least one day",
+                duration::shown(s)
+            ));
         }
         if days > u64::from(MAX_VALIDITY_YEARS) * 366 {
             return Err(format!(
-                "validity '{s}' is longer than {MAX_VALIDITY_YEARS} years"
+                "validity '{}' is longer than {MAX_VALIDITY_YEARS} years",
+                duration::shown(s)
             ));
         }
         Ok(v)
@@ -555,6 +574,18 @@ dir = "/nonexistent-hsm-demo-dir"
         assert!(Validity::parse("0y").is_err());
         assert!(Validity::parse("51y").is_err());
         assert!(Validity::parse("y").is_err());
+        assert_eq!(Validity::parse("20 years").unwrap(), Validity::Years(20));
+        assert_eq!(Validity::parse("2w").unwrap(), Validity::Days(14));
+        assert_eq!(
+            Validity::parse("30m").unwrap_err(),
+            "'30m' is ambiguous: write 30min (minutes) or 30mo (months)"
+        );
+        assert!(Validity::parse("12h")
+            .unwrap_err()
+            .contains("years (y) or days (d)"));
+        assert!(Validity::parse("6mo")
+            .unwrap_err()
+            .contains("years (y) or days (d)"));
         let leap = time::macros::datetime!(2024-02-29 12:00 UTC);
         assert_eq!(
             Validity::Years(1).end(leap).unwrap(),
