@@ -177,6 +177,46 @@ pub fn read_file_bounded(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>>
     read_bounded(f, &format!("{what} {}", path.display()), limit)
 }
 
+/// Reads a UTF-8 text file of at most `limit` bytes (see [`read_bounded`]).
+pub fn read_text_bounded(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let bytes = read_file_bounded(path, what, limit)?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::input(format!("{what} {} is not UTF-8 text", path.display())))
+}
+
+/// The one PEM block of `text`: explanatory text before it is allowed (RFC 7468), but a second
+/// block or anything but white space after it is refused, so a file never silently means only
+/// its first part.
+pub fn single_pem(text: &str, what: &str) -> Result<pem::Pem> {
+    const BEGIN: &str = "-----BEGIN ";
+    const END: &str = "-----END ";
+    let start = text
+        .find(BEGIN)
+        .ok_or_else(|| Error::input(format!("{what} is not PEM: no BEGIN line")))?;
+    let end = text[start..]
+        .find(END)
+        .map(|i| start + i + END.len())
+        .ok_or_else(|| Error::input(format!("{what} is not PEM: no END line")))?;
+    let after = text[end..]
+        .find("-----")
+        .map(|i| end + i + 5)
+        .ok_or_else(|| Error::input(format!("{what} is not PEM: unterminated END line")))?;
+    let rest = &text[after..];
+    if text[..start].contains(END) || rest.contains(BEGIN) {
+        return Err(Error::input(format!(
+            "{what} holds more than one PEM block: give exactly one"
+        )));
+    }
+    if !rest.trim().is_empty() {
+        return Err(Error::input(format!(
+            "{what} has {} bytes after its PEM block: give exactly one block and nothing after it",
+            rest.trim_end().len()
+        )));
+    }
+    pem::parse(&text[start..after])
+        .map_err(|e| Error::input(format!("{what} is not valid PEM ({e})")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

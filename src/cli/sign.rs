@@ -3,7 +3,9 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::cli::common::{print_bytes, print_json, read_file, read_stdin, KeyArgs, MessageArgs};
+use crate::cli::common::{
+    print_bytes, print_json, read_file, read_stdin, KeyArgs, MessageArgs, MAX_BATCH_BYTES,
+};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::fsutil::{check_output, out_file, write_atomic};
@@ -20,8 +22,8 @@ Examples:
   hsm-demo sign --uri 'pkcs11:token=demo;object=service-key' --data hi --format base64
   hsm-demo sign --label service-key --batch messages.txt > signatures.txt
 
-The message is hashed in software (SHA-256 for P-256, SHA-384 for P-384) and signed in the HSM
-with CKM_ECDSA; the signature is the DER ECDSA-Sig-Value. --batch signs one message per line
+The message is hashed in software as a stream (SHA-256 for P-256, SHA-384 for P-384; memory stays
+flat for any input size) and the digest is signed in the HSM with CKM_ECDSA; the signature is the DER ECDSA-Sig-Value. --batch signs one message per line
 with one login and prints one signature per line.";
 
 /// `sign` arguments.
@@ -59,9 +61,9 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             ));
         }
         let data = if batch.as_os_str() == "-" {
-            read_stdin("batch input")?
+            read_stdin("batch input", MAX_BATCH_BYTES)?
         } else {
-            read_file("batch file", batch)?
+            read_file("batch file", batch, MAX_BATCH_BYTES)?
         };
         let lines = batch_lines(&data)?;
         let session = HsmSession::connect(&opts)?;
@@ -72,7 +74,8 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         tracing::debug!(signatures = n, "batch signed");
         return Ok(());
     }
-    let msg = args.message.read()?;
+    // Hashed as a stream before the HSM is touched: a 1 GB input never sits in memory.
+    let msg = args.message.stream()?;
     let out = out_file(args.out.as_ref());
     if args.format == SigFormat::Raw && out.is_none() && std::io::stdout().is_terminal() {
         return Err(Error::input(
@@ -84,7 +87,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     }
     let session = HsmSession::connect(&opts)?;
     let signer = HsmSigner::new(&session, &spec)?;
-    let der = signer.sign_der(&msg)?;
+    let der = msg.sign_der(&signer)?;
     let mut enc = Vec::with_capacity(der.len() * 2);
     encode_signature(args.format, &der, &mut enc);
     if let Some(out) = out {

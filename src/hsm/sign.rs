@@ -2,12 +2,65 @@
 //! (one session and login for the whole file, one signature per line, no per-line allocation
 //! beyond what the PKCS#11 call itself needs).
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use base64::Engine;
+use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::hsm::ec::{self, Curve};
 use crate::hsm::signer::HsmSigner;
+
+/// A message hashed as a stream with both hashes the tool signs with (SHA-256 for P-256,
+/// SHA-384 for P-384), so it can be read once, before the key (and so its curve) is known.
+#[derive(Clone, Debug)]
+pub struct StreamedMessage {
+    sha256: [u8; 32],
+    sha384: [u8; 48],
+    /// Length of the message in bytes.
+    pub len: u64,
+}
+
+impl StreamedMessage {
+    /// Reads `r` to its end in 64 KiB chunks through both hashers: memory stays flat whatever
+    /// the input's size. `what` names the source in errors.
+    pub fn read(mut r: impl Read, what: &str) -> Result<StreamedMessage> {
+        let mut h256 = sha2::Sha256::new();
+        let mut h384 = sha2::Sha384::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut len = 0u64;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(format!("cannot read {what}"), e)),
+            };
+            h256.update(&buf[..n]);
+            h384.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok(StreamedMessage {
+            sha256: h256.finalize().into(),
+            sha384: h384.finalize().into(),
+            len,
+        })
+    }
+
+    /// The digest `curve` signs.
+    pub fn digest(&self, curve: Curve) -> &[u8] {
+        match curve {
+            Curve::P256 => &self.sha256,
+            Curve::P384 => &self.sha384,
+        }
+    }
+
+    /// Signs the message's digest in the HSM (CKM_ECDSA): DER ECDSA-Sig-Value.
+    pub fn sign_der(&self, signer: &HsmSigner<'_>) -> Result<Vec<u8>> {
+        let raw = signer.sign_digest_raw(self.digest(signer.curve()))?;
+        ec::raw_to_der(signer.curve(), &raw)
+    }
+}
 
 /// How a signature is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -101,6 +154,26 @@ mod tests {
         let e = batch_lines(b"a\n\nb\n").unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(batch_lines(b"").is_err());
+    }
+
+    #[test]
+    fn streamed_digest_equals_the_one_shot_digest() {
+        // A reader that yields odd-sized pieces, as a pipe does.
+        struct Pieces<'a>(&'a [u8]);
+        impl Read for Pieces<'_> {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(b.len()).min(7_777);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let m = StreamedMessage::read(Pieces(&msg), "test").unwrap();
+        assert_eq!(m.len, msg.len() as u64);
+        for c in [Curve::P256, Curve::P384] {
+            assert_eq!(m.digest(c), c.digest(&msg).as_ref());
+        }
     }
 
     #[test]

@@ -98,6 +98,16 @@ pub struct Transcript {
     lines: Vec<String>,
 }
 
+/// Largest transcript file read, in bytes. A ceremony writes a few KiB and each signed
+/// intermediate adds about as much; 16 MiB leaves room for thousands of steps and keeps a
+/// hostile file (or `/dev/zero`) from exhausting memory.
+pub const MAX_TRANSCRIPT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a transcript file (at most [`MAX_TRANSCRIPT_BYTES`]) as text.
+pub fn read_file(path: &std::path::Path) -> Result<String> {
+    crate::fsutil::read_text_bounded(path, "transcript", MAX_TRANSCRIPT_BYTES)
+}
+
 impl Transcript {
     /// An empty transcript.
     pub fn new() -> Self {
