@@ -172,3 +172,209 @@ fn pca_csr_out_needs_force_to_overwrite() {
     let csr = std::fs::read_to_string(t.path("d.csr")).unwrap();
     assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
 }
+
+#[test]
+fn endless_inputs_are_read_with_a_bound() {
+    let t = token();
+    let a = t
+        .cmd()
+        .env_remove("HSM_DEMO_PIN")
+        .args([
+            "--pin-file",
+            "/dev/zero",
+            "sign",
+            "--label",
+            "k",
+            "--data",
+            "m",
+        ])
+        .assert();
+    refused(a, "PIN file /dev/zero is larger than 1024 bytes");
+    let a = t
+        .cmd()
+        .args([
+            "verify",
+            "--label",
+            "k",
+            "--data",
+            "m",
+            "--sig-file",
+            "/dev/zero",
+        ])
+        .assert();
+    refused(a, "signature file /dev/zero is larger than 1024 bytes");
+    let a = t
+        .cmd()
+        .args([
+            "verify",
+            "--pubkey",
+            "/dev/zero",
+            "--data",
+            "m",
+            "--sig",
+            "3000",
+        ])
+        .assert();
+    refused(a, "public key file /dev/zero is larger than 65536 bytes");
+    let a = t
+        .cmd()
+        .args(["key-ceremony", "verify-transcript", "/dev/zero"])
+        .assert();
+    refused(a, "transcript /dev/zero is larger than 16777216 bytes");
+}
+
+#[test]
+fn sign_hashes_its_input_as_a_stream() {
+    let t = token();
+    // A sparse 256 MiB file: reading it costs no disk, holding it would cost 256 MiB of memory
+    // (a debug build hashes too slowly for the 1 GiB of the manual check in the docs).
+    let big = std::fs::File::create(t.path("big.bin")).unwrap();
+    big.set_len(256 << 20).unwrap();
+    drop(big);
+    t.cmd()
+        .args(["export-pubkey", "--label", "k", "--out", "pub.pem"])
+        .assert()
+        .success();
+    let o = t
+        .tool("/usr/bin/time")
+        .args(["-f", "maxrss_kib=%M"])
+        .arg(assert_cmd::cargo::cargo_bin("hsm-demo"))
+        .args([
+            "sign", "--label", "k", "--in", "big.bin", "--format", "raw", "--out", "sig.der",
+        ])
+        .env("HSM_DEMO_PIN", &t.pin)
+        .env("HSM_DEMO_TOKEN", &t.label)
+        .env("HSM_DEMO_MODULE", t.kind.module_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let kib: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .expect("maxrss line")
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!("sign --in of 256 MiB: peak RSS {kib} KiB");
+    assert!(kib < 96 * 1024, "peak RSS {kib} KiB for a 256 MiB input");
+    // The signature is over the whole file.
+    let v = t
+        .tool("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.der",
+            "big.bin",
+        ])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn pin_file_with_a_bom_works_and_a_world_readable_one_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = token();
+    let pin = t.path("pin.txt");
+    std::fs::write(&pin, format!("\u{feff}{}\r\n", t.pin)).unwrap();
+    let run = || {
+        t.cmd()
+            .env_remove("HSM_DEMO_PIN")
+            .args([
+                "--pin-file",
+                "pin.txt",
+                "sign",
+                "--label",
+                "k",
+                "--data",
+                "m",
+            ])
+            .assert()
+            .success()
+    };
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = stderr_of(&run());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("warning: PIN file pin.txt is readable by every user (mode 644)"),
+        "{err}"
+    );
+    assert!(!err.contains(&t.pin));
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(stderr_of(&run()), "");
+}
+
+#[test]
+fn sign_intermediate_refuses_oversized_doubled_and_trailing_csrs() {
+    let t = TestToken::new("hostile-ceremony");
+    t.cmd_no_token().arg("key-ceremony").assert().success();
+    let transcript = || std::fs::read_to_string(t.path("ceremony/transcript.jsonl")).unwrap();
+    let before = transcript();
+    let req = |out: &str, cn: &str| {
+        let o = t
+            .tool("openssl")
+            .args(["req", "-new", "-nodes", "-newkey", "ec"])
+            .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "i.key"])
+            .args(["-subj", &format!("/CN={cn}"), "-out", out])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        std::fs::read_to_string(t.path(out)).unwrap()
+    };
+    let a = req("a.csr", "Intermediate A");
+    let b = req("b.csr", "Intermediate B");
+    std::fs::write(t.path("two.csr"), format!("{a}{b}")).unwrap();
+    std::fs::write(t.path("trail.csr"), format!("{a}\u{0}\u{0}junk")).unwrap();
+    let big = format!(
+        "[req]\ndistinguished_name=dn\nreq_extensions=ext\nprompt=no\n[dn]\nCN=big\n[ext]\n1.2.3.4=ASN1:UTF8String:{}\n",
+        "x".repeat(1_250_000)
+    );
+    std::fs::write(t.path("big.cnf"), big).unwrap();
+    let o = t
+        .tool("openssl")
+        .args(["req", "-new", "-nodes", "-newkey", "ec"])
+        .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "big.key"])
+        .args(["-config", "big.cnf", "-out", "big.csr"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    for (csr, needle) in [
+        ("big.csr", "is larger than 32768 bytes"),
+        ("two.csr", "holds more than one PEM block"),
+        ("trail.csr", "bytes after its PEM block"),
+    ] {
+        let a = t
+            .cmd_no_token()
+            .args([
+                "key-ceremony",
+                "sign-intermediate",
+                "--csr",
+                csr,
+                "--out",
+                "i.pem",
+            ])
+            .assert();
+        let err = stderr_of(&a);
+        assert_eq!(a.get_output().status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{csr}: {err}");
+        assert!(!t.path("i.pem").exists());
+        assert_eq!(transcript(), before, "transcript changed");
+    }
+    // The single CSR still signs.
+    t.cmd_no_token()
+        .args([
+            "key-ceremony",
+            "sign-intermediate",
+            "--csr",
+            "a.csr",
+            "--out",
+            "i.pem",
+        ])
+        .assert()
+        .success();
+}

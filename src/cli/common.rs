@@ -1,12 +1,11 @@
 //! Argument pieces shared by the commands: key selection, message input, hex parsing, output.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::hsm::session::{ConnectOptions, KeySpec};
-use crate::hsm::sign::StreamedMessage;
 use crate::hsm::uri::Pkcs11Uri;
 
 /// Parses hex (upper or lower case, optional `0x`): odd length and bad digits are errors naming `what`.
@@ -157,10 +156,14 @@ impl MessageArgs {
         Ok(m)
     }
 
-    /// The message hashed as a stream (memory stays flat for any size); empty is an error.
-    pub fn stream(&self) -> Result<StreamedMessage> {
-        let m = match (&self.data, &self.input) {
-            (Some(d), _) => StreamedMessage::read(d.as_bytes(), "--data")?,
+    /// The message as a stream to hash (`sign`: memory stays flat for any size), opened now so a
+    /// missing file fails before the HSM is touched; also names the source for errors.
+    pub fn open(&self) -> Result<(Box<dyn Read>, String)> {
+        Ok(match (&self.data, &self.input) {
+            (Some(d), _) => (
+                Box::new(std::io::Cursor::new(d.clone().into_bytes())),
+                "--data".into(),
+            ),
             (None, Some(p)) if p.as_os_str() != "-" => {
                 let f = std::fs::File::open(p)
                     .map_err(|e| Error::io(format!("cannot read input file {}", p.display()), e))?;
@@ -170,16 +173,10 @@ impl MessageArgs {
                         p.display()
                     )));
                 }
-                StreamedMessage::read(f, &format!("input file {}", p.display()))?
+                (Box::new(f), format!("input file {}", p.display()))
             }
-            _ => StreamedMessage::read(stdin_not_terminal("message")?.lock(), "stdin")?,
-        };
-        if m.len == 0 {
-            return Err(Error::input(
-                "the message is empty: nothing to sign or verify",
-            ));
-        }
-        Ok(m)
+            _ => (Box::new(stdin_not_terminal("message")?), "stdin".into()),
+        })
     }
 }
 

@@ -10,7 +10,9 @@ use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::fsutil::{check_output, out_file, write_atomic};
 use crate::hsm::session::HsmSession;
-use crate::hsm::sign::{batch_lines, encode_signature, sign_batch, SigFormat};
+use crate::hsm::sign::{
+    batch_lines, digest_stream, encode_signature, sign_batch, sign_digest_der, SigFormat,
+};
 use crate::hsm::signer::HsmSigner;
 
 const AFTER_HELP: &str = "\
@@ -74,8 +76,9 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         tracing::debug!(signatures = n, "batch signed");
         return Ok(());
     }
-    // Hashed as a stream before the HSM is touched: a 1 GB input never sits in memory.
-    let msg = args.message.stream()?;
+    // Opened now (a missing file fails before the HSM is touched), hashed as a stream once the
+    // key's curve is known: a 1 GB input never sits in memory.
+    let (msg, what) = args.message.open()?;
     let out = out_file(args.out.as_ref());
     if args.format == SigFormat::Raw && out.is_none() && std::io::stdout().is_terminal() {
         return Err(Error::input(
@@ -87,7 +90,13 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     }
     let session = HsmSession::connect(&opts)?;
     let signer = HsmSigner::new(&session, &spec)?;
-    let der = msg.sign_der(&signer)?;
+    let (digest, len) = digest_stream(signer.curve(), msg, &what)?;
+    if len == 0 {
+        return Err(Error::input(
+            "the message is empty: nothing to sign or verify",
+        ));
+    }
+    let der = sign_digest_der(&signer, &digest)?;
     let mut enc = Vec::with_capacity(der.len() * 2);
     encode_signature(args.format, &der, &mut enc);
     if let Some(out) = out {

@@ -11,22 +11,11 @@ use crate::error::{Error, Result};
 use crate::hsm::ec::{self, Curve};
 use crate::hsm::signer::HsmSigner;
 
-/// A message hashed as a stream with both hashes the tool signs with (SHA-256 for P-256,
-/// SHA-384 for P-384), so it can be read once, before the key (and so its curve) is known.
-#[derive(Clone, Debug)]
-pub struct StreamedMessage {
-    sha256: [u8; 32],
-    sha384: [u8; 48],
-    /// Length of the message in bytes.
-    pub len: u64,
-}
-
-impl StreamedMessage {
-    /// Reads `r` to its end in 64 KiB chunks through both hashers: memory stays flat whatever
-    /// the input's size. `what` names the source in errors.
-    pub fn read(mut r: impl Read, what: &str) -> Result<StreamedMessage> {
-        let mut h256 = sha2::Sha256::new();
-        let mut h384 = sha2::Sha384::new();
+/// Hashes everything `r` yields with `curve`'s hash (SHA-256 / SHA-384) in 64 KiB chunks:
+/// memory stays flat whatever the input's size. Returns the digest and the number of bytes.
+/// `what` names the source in errors.
+pub fn digest_stream(curve: Curve, mut r: impl Read, what: &str) -> Result<(Vec<u8>, u64)> {
+    fn run<H: Digest>(mut h: H, r: &mut dyn Read, what: &str) -> Result<(Vec<u8>, u64)> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut len = 0u64;
         loop {
@@ -36,30 +25,21 @@ impl StreamedMessage {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io(format!("cannot read {what}"), e)),
             };
-            h256.update(&buf[..n]);
-            h384.update(&buf[..n]);
+            h.update(&buf[..n]);
             len += n as u64;
         }
-        Ok(StreamedMessage {
-            sha256: h256.finalize().into(),
-            sha384: h384.finalize().into(),
-            len,
-        })
+        Ok((h.finalize().to_vec(), len))
     }
+    match curve {
+        Curve::P256 => run(sha2::Sha256::new(), &mut r, what),
+        Curve::P384 => run(sha2::Sha384::new(), &mut r, what),
+    }
+}
 
-    /// The digest `curve` signs.
-    pub fn digest(&self, curve: Curve) -> &[u8] {
-        match curve {
-            Curve::P256 => &self.sha256,
-            Curve::P384 => &self.sha384,
-        }
-    }
-
-    /// Signs the message's digest in the HSM (CKM_ECDSA): DER ECDSA-Sig-Value.
-    pub fn sign_der(&self, signer: &HsmSigner<'_>) -> Result<Vec<u8>> {
-        let raw = signer.sign_digest_raw(self.digest(signer.curve()))?;
-        ec::raw_to_der(signer.curve(), &raw)
-    }
+/// Signs a digest computed by [`digest_stream`] in the HSM (CKM_ECDSA): DER ECDSA-Sig-Value.
+pub fn sign_digest_der(signer: &HsmSigner<'_>, digest: &[u8]) -> Result<Vec<u8>> {
+    let raw = signer.sign_digest_raw(digest)?;
+    ec::raw_to_der(signer.curve(), &raw)
 }
 
 /// How a signature is printed.
@@ -169,10 +149,10 @@ mod tests {
             }
         }
         let msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let m = StreamedMessage::read(Pieces(&msg), "test").unwrap();
-        assert_eq!(m.len, msg.len() as u64);
         for c in [Curve::P256, Curve::P384] {
-            assert_eq!(m.digest(c), c.digest(&msg).as_ref());
+            let (d, len) = digest_stream(c, Pieces(&msg), "test").unwrap();
+            assert_eq!(len, msg.len() as u64);
+            assert_eq!(d, c.digest(&msg).as_ref());
         }
     }
 
