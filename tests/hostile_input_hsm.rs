@@ -378,3 +378,33 @@ fn sign_intermediate_refuses_oversized_doubled_and_trailing_csrs() {
         .assert()
         .success();
 }
+
+#[test]
+fn labels_with_control_characters_are_refused() {
+    let t = token();
+    for (label, shown) in [
+        ("a\nb", "'\\n' at position 2"),
+        ("x\u{1b}[31m", "'\\u{1b}' at position 2"),
+    ] {
+        let a = t.cmd().args(["generate-key", "--label", label]).assert();
+        let err = refused(a, "--label must not contain control characters");
+        assert!(err.contains(shown), "{err}");
+        assert!(!err.contains('\u{1b}'));
+    }
+    // Nothing was created: only the set-up key is on the token.
+    let a = t
+        .cmd()
+        .args(["--json", "list-slots", "--objects"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    let labels: Vec<String> = v["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["objects"].as_array())
+        .flatten()
+        .map(|o| o["label"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!labels.is_empty() && labels.iter().all(|l| l == "k"), "{labels:?}");
+}

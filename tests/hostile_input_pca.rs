@@ -246,3 +246,29 @@ fn dns_sans_must_be_host_names() {
     }
     no_issue_call(&env);
 }
+
+#[test]
+fn a_manifest_on_dev_stdin_is_read_once() {
+    let env = PcaEnv::new();
+    let a = env
+        .cmd()
+        .args([
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--manifest",
+            "/dev/stdin",
+        ])
+        .write_stdin("device_id,cn\nstdin-1,\nstdin-2,\n")
+        .assert();
+    let out = a.get_output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 2);
+    for d in ["stdin-1", "stdin-2"] {
+        assert_eq!(env.show(d)["current"]["status"], "ISSUED", "{d}");
+    }
+}
