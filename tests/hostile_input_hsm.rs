@@ -406,5 +406,8 @@ fn labels_with_control_characters_are_refused() {
         .flatten()
         .map(|o| o["label"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(!labels.is_empty() && labels.iter().all(|l| l == "k"), "{labels:?}");
+    assert!(
+        !labels.is_empty() && labels.iter().all(|l| l == "k"),
+        "{labels:?}"
+    );
 }

@@ -332,11 +332,13 @@ fn resolve(dir: &Path, file: &str) -> PathBuf {
 }
 
 impl CeremonyConfig {
-    /// Reads and parses a TOML config file (syntax and unknown fields: one error naming the line).
+    /// Reads and parses a TOML config file. A syntax error is one error naming the line. Shape
+    /// problems (unknown fields, wrong types, missing required fields) do not stop at the first:
+    /// they are all collected, the rest of the file is validated as well, and every problem is
+    /// reported together on one line.
     pub fn load(path: &Path) -> Result<CeremonyConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("cannot read ceremony config {}", path.display()), e))?;
-        toml::from_str(&text).map_err(|e| {
+        let text = crate::fsutil::read_text_bounded(path, "ceremony config", MAX_CONFIG_BYTES)?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| {
@@ -351,7 +353,22 @@ impl CeremonyConfig {
                 "invalid ceremony config {}{line}: {msg}",
                 path.display()
             ))
-        })
+        })?;
+        let mut errs = shape_problems(&mut table);
+        let cfg: CeremonyConfig = toml::Value::Table(table).try_into().map_err(|e| {
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            Error::Config(format!("invalid ceremony config {}: {msg}", path.display()))
+        })?;
+        if errs.is_empty() {
+            return Ok(cfg);
+        }
+        if let Err(more) = cfg.validate(2, Some(path)) {
+            errs.extend(more);
+        }
+        Err(validation_error(
+            &format!("config {}", path.display()),
+            &errs,
+        ))
     }
 
     /// Validates everything (every problem found, not just the first) and resolves the plan.
@@ -513,6 +530,133 @@ impl CeremonyConfig {
     }
 }
 
+/// Largest ceremony config file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    StrArray,
+}
+
+impl Kind {
+    fn fits(self, v: &toml::Value) -> bool {
+        match self {
+            Kind::Str => v.is_str(),
+            Kind::Int => v.is_integer(),
+            Kind::StrArray => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Int => "an integer",
+            Kind::StrArray => "an array of strings",
+        }
+    }
+}
+
+/// The fields of each section of the config file (what [`CeremonyConfig`] deserialises).
+const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
+    ("key", &[("label", Kind::Str), ("curve", Kind::Str)]),
+    (
+        "subject",
+        &[
+            ("common_name", Kind::Str),
+            ("organization", Kind::Str),
+            ("organizational_unit", Kind::Str),
+            ("country", Kind::Str),
+            ("state", Kind::Str),
+            ("locality", Kind::Str),
+        ],
+    ),
+    (
+        "certificate",
+        &[("validity", Kind::Str), ("path_len", Kind::Int)],
+    ),
+    (
+        "output",
+        &[
+            ("dir", Kind::Str),
+            ("root_cert", Kind::Str),
+            ("transcript", Kind::Str),
+        ],
+    ),
+];
+
+/// Every unknown field, wrongly typed value and missing required field of the parsed file. Each
+/// offending entry is removed (or, when required, replaced by a placeholder) so the rest of the
+/// file still deserialises and can be validated in the same run.
+fn shape_problems(t: &mut toml::Table) -> Vec<String> {
+    let mut errs = Vec::new();
+    let placeholder = || toml::Value::String("placeholder".into());
+    let top: Vec<String> = t.keys().cloned().collect();
+    for k in top {
+        let section = SECTIONS.iter().find(|(n, _)| *n == k);
+        match (k.as_str(), section) {
+            ("operators", _) => {
+                if !Kind::StrArray.fits(&t[&k]) {
+                    errs.push("operators must be an array of strings".into());
+                    t.remove(&k);
+                }
+            }
+            (_, Some((name, fields))) => {
+                let Some(sec) = t.get_mut(&k).and_then(toml::Value::as_table_mut) else {
+                    errs.push(format!("[{name}] must be a table"));
+                    t.remove(&k);
+                    continue;
+                };
+                let keys: Vec<String> = sec.keys().cloned().collect();
+                for f in keys {
+                    match fields.iter().find(|(n, _)| *n == f) {
+                        None => {
+                            errs.push(format!("unknown field `{f}` in [{name}]"));
+                            sec.remove(&f);
+                        }
+                        Some((_, kind)) if !kind.fits(&sec[&f]) => {
+                            errs.push(format!("{name}.{f} must be {}", kind.name()));
+                            sec.remove(&f);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            _ => {
+                errs.push(format!("unknown field `{k}`"));
+                t.remove(&k);
+            }
+        }
+    }
+    if !t.contains_key("operators") {
+        errs.push("missing field `operators`".into());
+        t.insert(
+            "operators".into(),
+            toml::Value::Array(vec![
+                toml::Value::String("placeholder-1".into()),
+                toml::Value::String("placeholder-2".into()),
+            ]),
+        );
+    }
+    match t.get_mut("subject").and_then(toml::Value::as_table_mut) {
+        None => {
+            errs.push("missing field `subject`".into());
+            let mut sub = toml::Table::new();
+            sub.insert("common_name".into(), placeholder());
+            t.insert("subject".into(), toml::Value::Table(sub));
+        }
+        Some(sub) if !sub.contains_key("common_name") => {
+            errs.push("missing field `common_name` in [subject]".into());
+            sub.insert("common_name".into(), placeholder());
+        }
+        Some(_) => {}
+    }
+    errs
+}
+
 /// Folds validation problems into the one-line error the CLI prints.
 pub fn validation_error(source: &str, errs: &[String]) -> Error {
     Error::Config(format!(
@@ -565,6 +709,46 @@ dir = "/nonexistent-hsm-demo-dir"
         c.certificate.validity = "forever".into();
         let errs = c.validate(2, None).unwrap_err();
         assert_eq!(errs.len(), 5, "{errs:?}");
+    }
+
+    #[test]
+    fn every_shape_problem_is_reported_with_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(
+            &p,
+            r#"
+operators = ["alice"]
+colour = "blue"
+[key]
+curve = "p521"
+extractable = true
+[subject]
+country = "Germany"
+[certificate]
+validity = "30m"
+path_len = "two"
+[output]
+dir = "/nonexistent-hsm-demo-dir"
+"#,
+        )
+        .unwrap();
+        let e = CeremonyConfig::load(&p).unwrap_err().to_string();
+        for want in [
+            "unknown field `colour`",
+            "unknown field `extractable` in [key]",
+            "certificate.path_len must be an integer",
+            "missing field `common_name` in [subject]",
+            "operators: 1 named, at least 2 required",
+            "key.curve: unsupported curve 'p521'",
+            "subject.country: 'Germany'",
+            "certificate.validity: '30m' is ambiguous",
+            "8 problems",
+        ] {
+            assert!(e.contains(want), "missing '{want}' in: {e}");
+        }
+        assert!(!e.contains('\n'));
+        assert!(!e.contains("placeholder"), "{e}");
     }
 
     #[test]
