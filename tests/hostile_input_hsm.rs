@@ -411,3 +411,40 @@ fn labels_with_control_characters_are_refused() {
         "{labels:?}"
     );
 }
+
+#[test]
+fn expect_head_must_be_hex_and_a_config_reports_every_problem() {
+    let t = TestToken::new("hostile-head");
+    t.cmd_no_token().arg("key-ceremony").assert().success();
+    for bad in ["zz", "9f86d081", &"g".repeat(64)] {
+        let a = t
+            .cmd_no_token()
+            .args([
+                "key-ceremony",
+                "verify-transcript",
+                "ceremony/transcript.jsonl",
+            ])
+            .arg(format!("--expect-head={bad}"))
+            .assert();
+        refused(a, "is not a transcript head: expected 64 hex digits");
+    }
+    std::fs::write(
+        t.path("bad.toml"),
+        "operators = [\"alice\", \"bob\"]\nextra = 1\n[key]\ncurve = \"p521\"\n[subject]\ncommon_name = \"R\"\ncountry = \"Germany\"\n[certificate]\nvalidity = \"30m\"\n[output]\ndir = \"out\"\n",
+    )
+    .unwrap();
+    let a = t
+        .cmd_no_token()
+        .args(["key-ceremony", "--config", "bad.toml"])
+        .assert();
+    let err = refused(a, "4 problems");
+    for want in [
+        "unknown field `extra`",
+        "key.curve: unsupported curve 'p521'",
+        "subject.country: 'Germany'",
+        "certificate.validity: '30m' is ambiguous",
+    ] {
+        assert!(err.contains(want), "missing '{want}' in {err}");
+    }
+    assert!(!t.path("out").exists());
+}
