@@ -57,6 +57,12 @@ pub fn check_output_force(path: &Path, force: bool) -> Result<PathBuf> {
 }
 
 fn check(path: &Path, overwrite: bool, exists_hint: &str) -> Result<PathBuf> {
+    if is_stdout(path) {
+        // Callers that support stdout handle `-` before writing; never create a file named `-`.
+        return Err(Error::input(
+            "'-' (stdout) is not accepted for this output: give a file name (./- for a file named '-')",
+        ));
+    }
     let refuse = |what: String| {
         Err(Error::input(format!(
             "{} is {what}, not a regular file: refusing to write it",
@@ -324,6 +330,10 @@ mod hostile_tests {
     fn stdout_dash_and_bounded_reads() {
         assert!(is_stdout(Path::new("-")));
         assert!(!is_stdout(Path::new("./-")));
+        let e = write_atomic(Path::new("-"), b"x", true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'-' (stdout) is not accepted"), "{e}");
         let dash = PathBuf::from("-");
         assert_eq!(out_file(Some(&dash)), None);
         let f = PathBuf::from("f");
