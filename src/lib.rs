@@ -5,10 +5,12 @@
 //! - [`pca`]: AWS Private CA + DynamoDB: HSM-backed CSRs, idempotent crash-safe issuance, the
 //!   serial registry, revocation, batch provisioning.
 //! - [`cli`]: the clap command line (a thin layer over the library).
-//! - [`fsutil`]: atomic file writes (temp file + rename).
+//! - [`fsutil`]: atomic file writes (temp file + rename), output-path checks, bounded reads.
+//! - [`duration`]: the one parser for every duration flag.
 //! - [`error`]: the one error type.
 
 pub mod cli;
+pub mod duration;
 pub mod error;
 pub mod fsutil;
 pub mod hsm;

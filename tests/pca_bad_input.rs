@@ -223,7 +223,7 @@ fn validity_beyond_the_ca() {
                 "--device-id",
                 "d1",
                 "--validity",
-                "70m",
+                "70mo",
             ])
             .assert(),
         "after the CA's own NotAfter",

@@ -47,6 +47,9 @@ fn run_with_pin(t: &TestToken, i: usize, pin: &str) -> assert_cmd::assert::Asser
         1 => {
             let f = t.path("pin.txt");
             std::fs::write(&f, format!("{pin}\n")).unwrap();
+            // Owner-only, as a PIN file should be (a world-readable one gets a warning line).
+            let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            std::fs::set_permissions(&f, owner_only).unwrap();
             c.env_remove("HSM_DEMO_PIN")
                 .arg("--pin-file")
                 .arg(&f)

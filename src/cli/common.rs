@@ -108,35 +108,45 @@ pub struct MessageArgs {
     pub input: Option<PathBuf>,
 }
 
-/// Reads all of stdin; refuses an interactive terminal (nothing would tell the user to type).
-pub fn read_stdin(what: &str) -> Result<Vec<u8>> {
+/// Largest message `verify` reads into memory (`sign` hashes its input as a stream instead).
+pub const MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest `sign --batch` file (its lines are held in memory while they are signed).
+pub const MAX_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest signature file (a DER ECDSA-Sig-Value for P-384 is at most 104 bytes).
+pub const MAX_SIG_FILE_BYTES: u64 = 1024;
+/// Largest PEM public key file.
+pub const MAX_PUBKEY_FILE_BYTES: u64 = 64 * 1024;
+
+fn stdin_not_terminal(what: &str) -> Result<std::io::Stdin> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Err(Error::input(format!(
             "no {what}: give --data, --in FILE, or pipe it on stdin"
         )));
     }
-    let mut v = Vec::new();
-    stdin
-        .lock()
-        .read_to_end(&mut v)
-        .map_err(|e| Error::io("cannot read stdin", e))?;
-    Ok(v)
+    Ok(stdin)
 }
 
-/// Reads a whole file, with its path in the error.
-pub fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(format!("cannot read {what} {}", path.display()), e))
+/// Reads stdin (at most `limit` bytes); refuses an interactive terminal (nothing would tell the
+/// user to type).
+pub fn read_stdin(what: &str, limit: u64) -> Result<Vec<u8>> {
+    let stdin = stdin_not_terminal(what)?;
+    crate::fsutil::read_bounded(stdin.lock(), &format!("{what} on stdin"), limit)
+}
+
+/// Reads a whole file of at most `limit` bytes, with its path in the error.
+pub fn read_file(what: &str, path: &std::path::Path, limit: u64) -> Result<Vec<u8>> {
+    crate::fsutil::read_file_bounded(path, what, limit)
 }
 
 impl MessageArgs {
-    /// The message bytes; an empty message is an error.
+    /// The message bytes (at most [`MAX_MESSAGE_BYTES`]); an empty message is an error.
     pub fn read(&self) -> Result<Vec<u8>> {
         let m = match (&self.data, &self.input) {
             (Some(d), _) => d.as_bytes().to_vec(),
-            (None, Some(p)) if p.as_os_str() == "-" => read_stdin("message")?,
-            (None, Some(p)) => read_file("input file", p)?,
-            (None, None) => read_stdin("message")?,
+            (None, Some(p)) if p.as_os_str() == "-" => read_stdin("message", MAX_MESSAGE_BYTES)?,
+            (None, Some(p)) => read_file("input file", p, MAX_MESSAGE_BYTES)?,
+            (None, None) => read_stdin("message", MAX_MESSAGE_BYTES)?,
         };
         if m.is_empty() {
             return Err(Error::input(
@@ -144,6 +154,29 @@ impl MessageArgs {
             ));
         }
         Ok(m)
+    }
+
+    /// The message as a stream to hash (`sign`: memory stays flat for any size), opened now so a
+    /// missing file fails before the HSM is touched; also names the source for errors.
+    pub fn open(&self) -> Result<(Box<dyn Read>, String)> {
+        Ok(match (&self.data, &self.input) {
+            (Some(d), _) => (
+                Box::new(std::io::Cursor::new(d.clone().into_bytes())),
+                "--data".into(),
+            ),
+            (None, Some(p)) if p.as_os_str() != "-" => {
+                let f = std::fs::File::open(p)
+                    .map_err(|e| Error::io(format!("cannot read input file {}", p.display()), e))?;
+                if f.metadata().is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::input(format!(
+                        "input file {} is a directory",
+                        p.display()
+                    )));
+                }
+                (Box::new(f), format!("input file {}", p.display()))
+            }
+            _ => (Box::new(stdin_not_terminal("message")?), "stdin".into()),
+        })
     }
 }
 

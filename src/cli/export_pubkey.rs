@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::cli::common::{print_bytes, print_json, KeyArgs};
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output_force, out_file, write_atomic};
 use crate::hsm::ec;
 use crate::hsm::session::HsmSession;
 use crate::hsm::signer::find_public_key;
@@ -14,6 +14,7 @@ const AFTER_HELP: &str = "\
 Examples:
   hsm-demo export-pubkey --label service-key                 # PEM on stdout
   hsm-demo export-pubkey --label service-key --out pub.pem
+  hsm-demo export-pubkey --label service-key --out -         # '-' is stdout
   openssl pkey -pubin -in pub.pem -text -noout
   hsm-demo export-pubkey --uri 'pkcs11:token=demo;object=service-key;type=public'";
 
@@ -25,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     pub key: KeyArgs,
 
-    /// Write the PEM to FILE (atomically) instead of stdout
+    /// Write the PEM to FILE (atomically; '-' = stdout). FILE must be absent or a regular file
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -37,13 +38,9 @@ pub struct Args {
 /// Runs `export-pubkey`.
 pub fn run(args: Args, g: &Global) -> Result<()> {
     let (spec, opts) = args.key.resolve(g)?;
-    if let Some(out) = &args.out {
-        if out.exists() && !args.force {
-            return Err(Error::input(format!(
-                "{} already exists: pass --force to overwrite it",
-                out.display()
-            )));
-        }
+    let out = out_file(args.out.as_ref());
+    if let Some(out) = out {
+        check_output_force(out, args.force)?;
     }
     let mut session = HsmSession::open(&opts)?;
     let (curve, point) = match find_public_key(&session, &spec) {
@@ -54,7 +51,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         other => other?,
     };
     let pem = ec::spki_pem(curve, &point)?;
-    if let Some(out) = &args.out {
+    if let Some(out) = out {
         write_atomic(out, pem.as_bytes(), args.force)?;
         if g.json {
             return print_json(&serde_json::json!({

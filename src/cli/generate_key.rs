@@ -49,6 +49,15 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     if args.label.is_empty() {
         return Err(crate::Error::input("--label must not be empty"));
     }
+    // A label is echoed back (here, in list-slots, in errors): a newline or an escape sequence in
+    // it would forge output lines or drive the terminal.
+    if let Some((i, c)) = args.label.chars().enumerate().find(|(_, c)| c.is_control()) {
+        return Err(crate::Error::input(format!(
+            "--label must not contain control characters: '{}' at position {}",
+            c.escape_default(),
+            i + 1
+        )));
+    }
     let req = KeygenRequest {
         label: args.label,
         curve,

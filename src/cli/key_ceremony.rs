@@ -283,13 +283,17 @@ fn run_ceremony(a: RunArgs, g: &Global) -> Result<()> {
 }
 
 fn verify_transcript(v: VerifyArgs, g: &Global) -> Result<()> {
+    let expect_head = v
+        .expect_head
+        .as_deref()
+        .map(crate::hsm::transcript::parse_head)
+        .transpose()?;
     let (_, report, root) = ceremony::verify_transcript_file(&v.file, v.cert.as_deref())?;
-    if let Some(h) = &v.expect_head {
-        if !h.trim().eq_ignore_ascii_case(&report.head) {
+    if let Some(h) = &expect_head {
+        if *h != report.head {
             return Err(Error::Ceremony(format!(
-                "the transcript head is {} where {} was expected: entries were removed from (or added to) its end",
+                "the transcript head is {} where {h} was expected: entries were removed from (or added to) its end",
                 report.head,
-                h.trim()
             )));
         }
     }

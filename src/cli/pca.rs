@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cli::common::{print_bytes, print_json, KeyArgs};
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output_force, out_file, write_atomic};
 use crate::hsm::session::HsmSession;
 use crate::hsm::signer::HsmSigner;
 use crate::pca::aws::{AwsClients, AwsOptions};
@@ -102,7 +102,7 @@ pub struct IssueCommon {
     #[arg(long, value_enum, default_value_t = Template::Client)]
     pub template: Template,
 
-    /// Validity: 12h, 30d, 2w, 6m, 1y (sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
+    /// Validity: 12h, 30d, 2w, 6mo, 1y (a bare 'm' is refused: 30min or 30mo; sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
     #[arg(long, default_value = "30d", value_name = "DURATION")]
     pub validity: String,
 
@@ -177,9 +177,12 @@ pub struct CsrArgs {
     /// Subject.
     #[command(flatten)]
     pub subject: SubjectArgs,
-    /// Write the PEM CSR to FILE (atomically) instead of stdout
+    /// Write the PEM CSR to FILE (atomically; '-' = stdout). FILE must be absent or a regular file
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Overwrite FILE if it exists
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// `pca issue`.
@@ -337,19 +340,23 @@ fn run_csr(a: CsrArgs, g: &Global) -> Result<()> {
     let req = a.subject.request(None);
     req.validate()?;
     let (spec, opts) = a.key.resolve(g)?;
+    let out = out_file(a.out.as_ref());
+    if let Some(out) = out {
+        check_output_force(out, a.force)?;
+    }
     let session = HsmSession::connect(&opts)?;
     let signer = HsmSigner::new(&session, &spec)?;
     let csr = build_csr(&req, &signer)?;
-    if let Some(out) = &a.out {
-        write_atomic(out, csr.pem.as_bytes(), true)?;
+    if let Some(out) = out {
+        write_atomic(out, csr.pem.as_bytes(), a.force)?;
     }
     if g.json {
         let mut v = csr_json(&csr);
-        if let Some(out) = &a.out {
+        if let Some(out) = out {
             v["file"] = serde_json::json!(out);
         }
         print_json(&v)
-    } else if let Some(out) = &a.out {
+    } else if let Some(out) = out {
         print_bytes(
             format!(
                 "CSR written to {} (subject '{}')\n",

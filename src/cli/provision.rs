@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Template::Client)]
     pub template: Template,
 
-    /// Validity: 12h, 30d, 2w, 6m, 1y (sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
+    /// Validity: 12h, 30d, 2w, 6mo, 1y (a bare 'm' is refused: 30min or 30mo; sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
     #[arg(long, default_value = "30d", value_name = "DURATION")]
     pub validity: String,
 

@@ -3,12 +3,16 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::cli::common::{print_bytes, print_json, read_file, read_stdin, KeyArgs, MessageArgs};
+use crate::cli::common::{
+    print_bytes, print_json, read_file, read_stdin, KeyArgs, MessageArgs, MAX_BATCH_BYTES,
+};
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output, out_file, write_atomic};
 use crate::hsm::session::HsmSession;
-use crate::hsm::sign::{batch_lines, encode_signature, sign_batch, SigFormat};
+use crate::hsm::sign::{
+    batch_lines, digest_stream, encode_signature, sign_batch, sign_digest_der, SigFormat,
+};
 use crate::hsm::signer::HsmSigner;
 
 const AFTER_HELP: &str = "\
@@ -20,8 +24,8 @@ Examples:
   hsm-demo sign --uri 'pkcs11:token=demo;object=service-key' --data hi --format base64
   hsm-demo sign --label service-key --batch messages.txt > signatures.txt
 
-The message is hashed in software (SHA-256 for P-256, SHA-384 for P-384) and signed in the HSM
-with CKM_ECDSA; the signature is the DER ECDSA-Sig-Value. --batch signs one message per line
+The message is hashed in software as a stream (SHA-256 for P-256, SHA-384 for P-384; memory stays
+flat for any input size) and the digest is signed in the HSM with CKM_ECDSA; the signature is the DER ECDSA-Sig-Value. --batch signs one message per line
 with one login and prints one signature per line.";
 
 /// `sign` arguments.
@@ -44,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "input", "out"])]
     pub batch: Option<PathBuf>,
 
-    /// Write the signature (DER bytes for --format raw, else the text) to FILE instead of stdout
+    /// Write the signature (DER bytes for --format raw, else the text) to FILE ('-' = stdout); FILE must not exist
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -59,9 +63,9 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             ));
         }
         let data = if batch.as_os_str() == "-" {
-            read_stdin("batch input")?
+            read_stdin("batch input", MAX_BATCH_BYTES)?
         } else {
-            read_file("batch file", batch)?
+            read_file("batch file", batch, MAX_BATCH_BYTES)?
         };
         let lines = batch_lines(&data)?;
         let session = HsmSession::connect(&opts)?;
@@ -72,26 +76,30 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         tracing::debug!(signatures = n, "batch signed");
         return Ok(());
     }
-    let msg = args.message.read()?;
-    if args.format == SigFormat::Raw && args.out.is_none() && std::io::stdout().is_terminal() {
+    // Opened now (a missing file fails before the HSM is touched), hashed as a stream once the
+    // key's curve is known: a 1 GB input never sits in memory.
+    let (msg, what) = args.message.open()?;
+    let out = out_file(args.out.as_ref());
+    if args.format == SigFormat::Raw && out.is_none() && std::io::stdout().is_terminal() {
         return Err(Error::input(
             "--format raw writes binary: redirect stdout or use --out FILE",
         ));
     }
-    if let Some(out) = &args.out {
-        if out.exists() {
-            return Err(Error::input(format!(
-                "{} already exists: refusing to overwrite it",
-                out.display()
-            )));
-        }
+    if let Some(out) = out {
+        check_output(out, false)?;
     }
     let session = HsmSession::connect(&opts)?;
     let signer = HsmSigner::new(&session, &spec)?;
-    let der = signer.sign_der(&msg)?;
+    let (digest, len) = digest_stream(signer.curve(), msg, &what)?;
+    if len == 0 {
+        return Err(Error::input(
+            "the message is empty: nothing to sign or verify",
+        ));
+    }
+    let der = sign_digest_der(&signer, &digest)?;
     let mut enc = Vec::with_capacity(der.len() * 2);
     encode_signature(args.format, &der, &mut enc);
-    if let Some(out) = &args.out {
+    if let Some(out) = out {
         if args.format != SigFormat::Raw {
             enc.push(b'\n');
         }

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::cli::common::{parse_hex, print_bytes, print_json, read_file, KeyArgs, MessageArgs};
+use crate::cli::common::{
+    parse_hex, print_bytes, print_json, read_file, KeyArgs, MessageArgs, MAX_PUBKEY_FILE_BYTES,
+    MAX_SIG_FILE_BYTES,
+};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::hsm::session::HsmSession;
@@ -52,11 +55,11 @@ pub struct Args {
 pub fn run(args: Args, g: &Global) -> Result<()> {
     let sig = match (&args.sig, &args.sig_file) {
         (Some(h), _) => parse_hex("--sig", h)?,
-        (None, Some(p)) => read_file("signature file", p)?,
+        (None, Some(p)) => read_file("signature file", p, MAX_SIG_FILE_BYTES)?,
         (None, None) => return Err(Error::input("give --sig HEX or --sig-file FILE")),
     };
     let (curve, source) = if let Some(p) = &args.pubkey {
-        let pem_bytes = read_file("public key file", p)?;
+        let pem_bytes = read_file("public key file", p, MAX_PUBKEY_FILE_BYTES)?;
         let pem_text = String::from_utf8(pem_bytes)
             .map_err(|_| Error::input(format!("{} is not a PEM text file", p.display())))?;
         let msg = args.message.read()?;

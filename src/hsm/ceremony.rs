@@ -185,8 +185,7 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo> {
 
 /// Reads a PEM certificate file: its DER.
 pub fn read_cert_pem(path: &Path) -> Result<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("cannot read certificate {}", path.display()), e))?;
+    let text = crate::fsutil::read_text_bounded(path, "certificate", 64 * 1024)?;
     let p = pem::parse(&text)
         .map_err(|_| Error::input(format!("{} is not a PEM certificate", path.display())))?;
     if p.tag() != "CERTIFICATE" {
@@ -1042,8 +1041,7 @@ pub fn verify_transcript_file(
     path: &Path,
     cert: Option<&Path>,
 ) -> Result<(Transcript, transcript::VerifyReport, CertInfo)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("cannot read transcript {}", path.display()), e))?;
+    let text = transcript::read_file(path)?;
     let t = Transcript::parse(&text)?;
     let recorded_pem = transcript::recorded_root_pem(&t)?;
     let der = match cert {
@@ -1148,14 +1146,18 @@ struct ParsedCsr {
 }
 
 fn parse_csr(path: &Path) -> Result<ParsedCsr> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("cannot read CSR {}", path.display()), e))?;
-    let p = pem::parse(&text).map_err(|_| {
-        Error::input(format!(
+    // AWS Private CA's limit on a CSR; the file is read with this bound, never whole.
+    const MAX_CSR_BYTES: u64 = 32 * 1024;
+    let bytes = crate::fsutil::read_file_bounded(path, "CSR", MAX_CSR_BYTES)?;
+    let text = String::from_utf8(bytes).unwrap_or_default();
+    if !text.contains("-----BEGIN ") {
+        return Err(Error::input(format!(
             "{} is not a PEM certificate request (BEGIN CERTIFICATE REQUEST)",
             path.display()
-        ))
-    })?;
+        )));
+    }
+    // Exactly one block and nothing after it: never silently the first of two CSRs.
+    let p = crate::fsutil::single_pem(&text, &format!("CSR {}", path.display()))?;
     if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
         return Err(Error::input(format!(
             "{} holds a PEM '{}', not a CERTIFICATE REQUEST",
@@ -1164,8 +1166,15 @@ fn parse_csr(path: &Path) -> Result<ParsedCsr> {
         )));
     }
     let der = p.contents().to_vec();
-    let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+    let (rest, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
         .map_err(|_| Error::input(format!("{} is not a valid PKCS#10 CSR", path.display())))?;
+    if !rest.is_empty() {
+        return Err(Error::input(format!(
+            "CSR {}: {} trailing bytes after the request inside the PEM block",
+            path.display(),
+            rest.len()
+        )));
+    }
     let info = &req.certification_request_info;
     let spki = &info.subject_pki;
     let alg_oid = &spki.algorithm.algorithm;
@@ -1212,16 +1221,17 @@ fn parse_csr(path: &Path) -> Result<ParsedCsr> {
         ));
     }
     // The signature last: ring refuses some keys (RSA < 2048) with a less helpful error.
-    let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| match e {
-        rcgen::Error::InvalidCertificationRequestSignature => Error::input(format!(
-            "the CSR {} has an invalid signature: it was altered or not signed by its key",
-            path.display()
-        )),
-        rcgen::Error::CouldNotParseCertificationRequest => {
-            Error::input(format!("{} is not a valid PKCS#10 CSR", path.display()))
-        }
-        other => Error::input(format!("cannot use the CSR {}: {other}", path.display())),
-    })?;
+    let params =
+        CertificateSigningRequestParams::from_der(&der.clone().into()).map_err(|e| match e {
+            rcgen::Error::InvalidCertificationRequestSignature => Error::input(format!(
+                "the CSR {} has an invalid signature: it was altered or not signed by its key",
+                path.display()
+            )),
+            rcgen::Error::CouldNotParseCertificationRequest => {
+                Error::input(format!("{} is not a valid PKCS#10 CSR", path.display()))
+            }
+            other => Error::input(format!("cannot use the CSR {}: {other}", path.display())),
+        })?;
     Ok(ParsedCsr {
         key: CsrKey {
             raw: spki.subject_public_key.data.to_vec(),

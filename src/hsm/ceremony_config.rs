@@ -22,7 +22,7 @@
 //! locality = "Berlin"
 //!
 //! [certificate]
-//! validity = "20y"                      # Ny (years) or Nd (days); default 20y
+//! validity = "20y"                      # Ny (years), Nd (days) or Nw (weeks); default 20y
 //! path_len = 2                          # default 2: root → intermediate (1) → issuing (0) → leaf
 //!
 //! [output]
@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::duration::{self, DurationError, Unit};
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 
@@ -170,28 +171,46 @@ pub enum Validity {
 }
 
 impl Validity {
-    /// Parses `20y`, `10y`, `3650d` (also `20 years`, `365 days`).
+    /// Parses `20y`, `10y`, `3650d`, `52w` (also `20 years`, `365 days`) with the tool's one
+    /// duration parser ([`crate::duration`]); a root or intermediate CA's validity is whole days or
+    /// calendar years, so other units are refused.
     pub fn parse(s: &str) -> std::result::Result<Validity, String> {
-        let t = s.trim().to_ascii_lowercase();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let bad = || format!("validity '{s}' is not of the form Ny (years) or Nd (days), e.g. 20y");
-        let n: u32 = num.parse().map_err(|_| bad())?;
-        let v = match unit.trim() {
-            "y" | "year" | "years" => Validity::Years(n),
-            "d" | "day" | "days" => Validity::Days(n),
-            _ => return Err(bad()),
+        let d = duration::parse(s).map_err(|e| match e {
+            DurationError::Malformed => format!(
+                "validity '{}' is not of the form Ny (years) or Nd (days), e.g. 20y",
+                duration::shown(s)
+            ),
+            other => other.message(s),
+        })?;
+        let n = d.count;
+        let v = match d.unit {
+            Unit::Years => Validity::Years(n),
+            Unit::Days => Validity::Days(n),
+            Unit::Weeks => Validity::Days(
+                n.checked_mul(7)
+                    .ok_or_else(|| format!("validity '{}' is out of range", duration::shown(s)))?,
+            ),
+            _ => {
+                return Err(format!(
+                    "validity '{}' must be given in years (y) or days (d), e.g. 20y",
+                    duration::shown(s)
+                ))
+            }
         };
         let days = match v {
             Validity::Years(y) => u64::from(y) * 365,
             Validity::Days(d) => u64::from(d),
         };
         if n == 0 {
-            return Err(format!("validity '{s}' must be at least one day"));
+            return Err(format!(
+                "validity '{}' must be at least one day",
+                duration::shown(s)
+            ));
         }
         if days > u64::from(MAX_VALIDITY_YEARS) * 366 {
             return Err(format!(
-                "validity '{s}' is longer than {MAX_VALIDITY_YEARS} years"
+                "validity '{}' is longer than {MAX_VALIDITY_YEARS} years",
+                duration::shown(s)
             ));
         }
         Ok(v)
@@ -313,11 +332,13 @@ fn resolve(dir: &Path, file: &str) -> PathBuf {
 }
 
 impl CeremonyConfig {
-    /// Reads and parses a TOML config file (syntax and unknown fields: one error naming the line).
+    /// Reads and parses a TOML config file. A syntax error is one error naming the line. Shape
+    /// problems (unknown fields, wrong types, missing required fields) do not stop at the first:
+    /// they are all collected, the rest of the file is validated as well, and every problem is
+    /// reported together on one line.
     pub fn load(path: &Path) -> Result<CeremonyConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("cannot read ceremony config {}", path.display()), e))?;
-        toml::from_str(&text).map_err(|e| {
+        let text = crate::fsutil::read_text_bounded(path, "ceremony config", MAX_CONFIG_BYTES)?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| {
@@ -332,7 +353,22 @@ impl CeremonyConfig {
                 "invalid ceremony config {}{line}: {msg}",
                 path.display()
             ))
-        })
+        })?;
+        let mut errs = shape_problems(&mut table);
+        let cfg: CeremonyConfig = toml::Value::Table(table).try_into().map_err(|e| {
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            Error::Config(format!("invalid ceremony config {}: {msg}", path.display()))
+        })?;
+        if errs.is_empty() {
+            return Ok(cfg);
+        }
+        if let Err(more) = cfg.validate(2, Some(path)) {
+            errs.extend(more);
+        }
+        Err(validation_error(
+            &format!("config {}", path.display()),
+            &errs,
+        ))
     }
 
     /// Validates everything (every problem found, not just the first) and resolves the plan.
@@ -494,6 +530,133 @@ impl CeremonyConfig {
     }
 }
 
+/// Largest ceremony config file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    StrArray,
+}
+
+impl Kind {
+    fn fits(self, v: &toml::Value) -> bool {
+        match self {
+            Kind::Str => v.is_str(),
+            Kind::Int => v.is_integer(),
+            Kind::StrArray => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Int => "an integer",
+            Kind::StrArray => "an array of strings",
+        }
+    }
+}
+
+/// The fields of each section of the config file (what [`CeremonyConfig`] deserialises).
+const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
+    ("key", &[("label", Kind::Str), ("curve", Kind::Str)]),
+    (
+        "subject",
+        &[
+            ("common_name", Kind::Str),
+            ("organization", Kind::Str),
+            ("organizational_unit", Kind::Str),
+            ("country", Kind::Str),
+            ("state", Kind::Str),
+            ("locality", Kind::Str),
+        ],
+    ),
+    (
+        "certificate",
+        &[("validity", Kind::Str), ("path_len", Kind::Int)],
+    ),
+    (
+        "output",
+        &[
+            ("dir", Kind::Str),
+            ("root_cert", Kind::Str),
+            ("transcript", Kind::Str),
+        ],
+    ),
+];
+
+/// Every unknown field, wrongly typed value and missing required field of the parsed file. Each
+/// offending entry is removed (or, when required, replaced by a placeholder) so the rest of the
+/// file still deserialises and can be validated in the same run.
+fn shape_problems(t: &mut toml::Table) -> Vec<String> {
+    let mut errs = Vec::new();
+    let placeholder = || toml::Value::String("placeholder".into());
+    let top: Vec<String> = t.keys().cloned().collect();
+    for k in top {
+        let section = SECTIONS.iter().find(|(n, _)| *n == k);
+        match (k.as_str(), section) {
+            ("operators", _) => {
+                if !Kind::StrArray.fits(&t[&k]) {
+                    errs.push("operators must be an array of strings".into());
+                    t.remove(&k);
+                }
+            }
+            (_, Some((name, fields))) => {
+                let Some(sec) = t.get_mut(&k).and_then(toml::Value::as_table_mut) else {
+                    errs.push(format!("[{name}] must be a table"));
+                    t.remove(&k);
+                    continue;
+                };
+                let keys: Vec<String> = sec.keys().cloned().collect();
+                for f in keys {
+                    match fields.iter().find(|(n, _)| *n == f) {
+                        None => {
+                            errs.push(format!("unknown field `{f}` in [{name}]"));
+                            sec.remove(&f);
+                        }
+                        Some((_, kind)) if !kind.fits(&sec[&f]) => {
+                            errs.push(format!("{name}.{f} must be {}", kind.name()));
+                            sec.remove(&f);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            _ => {
+                errs.push(format!("unknown field `{k}`"));
+                t.remove(&k);
+            }
+        }
+    }
+    if !t.contains_key("operators") {
+        errs.push("missing field `operators`".into());
+        t.insert(
+            "operators".into(),
+            toml::Value::Array(vec![
+                toml::Value::String("placeholder-1".into()),
+                toml::Value::String("placeholder-2".into()),
+            ]),
+        );
+    }
+    match t.get_mut("subject").and_then(toml::Value::as_table_mut) {
+        None => {
+            errs.push("missing field `subject`".into());
+            let mut sub = toml::Table::new();
+            sub.insert("common_name".into(), placeholder());
+            t.insert("subject".into(), toml::Value::Table(sub));
+        }
+        Some(sub) if !sub.contains_key("common_name") => {
+            errs.push("missing field `common_name` in [subject]".into());
+            sub.insert("common_name".into(), placeholder());
+        }
+        Some(_) => {}
+    }
+    errs
+}
+
 /// Folds validation problems into the one-line error the CLI prints.
 pub fn validation_error(source: &str, errs: &[String]) -> Error {
     Error::Config(format!(
@@ -549,12 +712,64 @@ dir = "/nonexistent-hsm-demo-dir"
     }
 
     #[test]
+    fn every_shape_problem_is_reported_with_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(
+            &p,
+            r#"
+operators = ["alice"]
+colour = "blue"
+[key]
+curve = "p521"
+extractable = true
+[subject]
+country = "Germany"
+[certificate]
+validity = "30m"
+path_len = "two"
+[output]
+dir = "/nonexistent-hsm-demo-dir"
+"#,
+        )
+        .unwrap();
+        let e = CeremonyConfig::load(&p).unwrap_err().to_string();
+        for want in [
+            "unknown field `colour`",
+            "unknown field `extractable` in [key]",
+            "certificate.path_len must be an integer",
+            "missing field `common_name` in [subject]",
+            "operators: 1 named, at least 2 required",
+            "key.curve: unsupported curve 'p521'",
+            "subject.country: 'Germany'",
+            "certificate.validity: '30m' is ambiguous",
+            "8 problems",
+        ] {
+            assert!(e.contains(want), "missing '{want}' in: {e}");
+        }
+        assert!(!e.contains('\n'));
+        assert!(!e.contains("placeholder"), "{e}");
+    }
+
+    #[test]
     fn validity_parse_and_end() {
         assert_eq!(Validity::parse("20y").unwrap(), Validity::Years(20));
         assert_eq!(Validity::parse("3650d").unwrap(), Validity::Days(3650));
         assert!(Validity::parse("0y").is_err());
         assert!(Validity::parse("51y").is_err());
         assert!(Validity::parse("y").is_err());
+        assert_eq!(Validity::parse("20 years").unwrap(), Validity::Years(20));
+        assert_eq!(Validity::parse("2w").unwrap(), Validity::Days(14));
+        assert_eq!(
+            Validity::parse("30m").unwrap_err(),
+            "'30m' is ambiguous: write 30min (minutes) or 30mo (months)"
+        );
+        assert!(Validity::parse("12h")
+            .unwrap_err()
+            .contains("years (y) or days (d)"));
+        assert!(Validity::parse("6mo")
+            .unwrap_err()
+            .contains("years (y) or days (d)"));
         let leap = time::macros::datetime!(2024-02-29 12:00 UTC);
         assert_eq!(
             Validity::Years(1).end(leap).unwrap(),

@@ -4,7 +4,7 @@
 //! a [`SecretString`] (zeroised on drop, redacted in `Debug`) and is never put in argv, logs, JSON
 //! output or panic messages.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -71,15 +71,38 @@ impl PinSource {
     }
 }
 
-/// Reads a PIN file: the content up to the first line break; the file must not be empty.
+/// Largest PIN file accepted, in bytes (a PIN is at most a few dozen characters; the bound keeps
+/// `/dev/zero` or a FIFO from exhausting memory).
+pub const MAX_PIN_FILE_BYTES: u64 = 1024;
+
+/// Reads a PIN file: the content up to the first line break; the file must not be empty and at
+/// most [`MAX_PIN_FILE_BYTES`]. A leading UTF-8 byte order mark (Windows editors write one) is
+/// not part of the PIN. A world-readable file gets a one-line warning on stderr.
 pub fn read_pin_file(path: &Path) -> Result<SecretString> {
-    let mut bytes = std::fs::read(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read PIN file {}", path.display()), e))?;
-    let end = bytes
+    let mut bytes = Vec::with_capacity(64);
+    let read = (&file).take(MAX_PIN_FILE_BYTES + 1).read_to_end(&mut bytes);
+    if let Err(e) = read {
+        bytes.zeroize();
+        return Err(Error::io(
+            format!("cannot read PIN file {}", path.display()),
+            e,
+        ));
+    }
+    if bytes.len() as u64 > MAX_PIN_FILE_BYTES {
+        bytes.zeroize();
+        return Err(Error::Pin(format!(
+            "PIN file {} is larger than {MAX_PIN_FILE_BYTES} bytes: it must hold the PIN on its first line",
+            path.display()
+        )));
+    }
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let end = body
         .iter()
         .position(|&b| b == b'\n' || b == b'\r')
-        .unwrap_or(bytes.len());
-    let result = match std::str::from_utf8(&bytes[..end]) {
+        .unwrap_or(body.len());
+    let result = match std::str::from_utf8(&body[..end]) {
         Ok("") => Err(Error::Pin(format!("PIN file {} is empty", path.display()))),
         Ok(s) => Ok(SecretString::from(s.to_owned())),
         Err(_) => Err(Error::Pin(format!(
@@ -88,7 +111,31 @@ pub fn read_pin_file(path: &Path) -> Result<SecretString> {
         ))),
     };
     bytes.zeroize();
+    if result.is_ok() {
+        warn_if_readable_by_others(path, &file);
+    }
     result
+}
+
+/// Warns (one line on stderr, once per process) when a regular PIN file is readable or writable
+/// by every user.
+fn warn_if_readable_by_others(path: &Path, file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = file.metadata() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            if m.is_file() && m.permissions().mode() & 0o006 != 0 {
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "warning: PIN file {} is readable by every user (mode {:o}): chmod 600 it",
+                        path.display(),
+                        m.permissions().mode() & 0o777
+                    )
+                });
+            }
+        }
+    }
 }
 
 /// Length of a PIN, for diagnostics that must not reveal it.
@@ -108,6 +155,21 @@ mod tests {
         let pin = read_pin_file(&p).unwrap();
         assert_eq!(pin.expose_secret(), "user:pass word");
         assert!(!format!("{pin:?}").contains("pass"));
+    }
+
+    #[test]
+    fn bom_is_stripped_and_size_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "\u{feff}1234\r\n").unwrap();
+        assert_eq!(read_pin_file(&p).unwrap().expose_secret(), "1234");
+        std::fs::write(&p, vec![b'1'; 1025]).unwrap();
+        let e = read_pin_file(&p).unwrap_err().to_string();
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
+        let e = read_pin_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
     }
 
     #[test]

@@ -2,12 +2,45 @@
 //! (one session and login for the whole file, one signature per line, no per-line allocation
 //! beyond what the PKCS#11 call itself needs).
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use base64::Engine;
+use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::hsm::ec::{self, Curve};
 use crate::hsm::signer::HsmSigner;
+
+/// Hashes everything `r` yields with `curve`'s hash (SHA-256 / SHA-384) in 64 KiB chunks:
+/// memory stays flat whatever the input's size. Returns the digest and the number of bytes.
+/// `what` names the source in errors.
+pub fn digest_stream(curve: Curve, mut r: impl Read, what: &str) -> Result<(Vec<u8>, u64)> {
+    fn run<H: Digest>(mut h: H, r: &mut dyn Read, what: &str) -> Result<(Vec<u8>, u64)> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut len = 0u64;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(format!("cannot read {what}"), e)),
+            };
+            h.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok((h.finalize().to_vec(), len))
+    }
+    match curve {
+        Curve::P256 => run(sha2::Sha256::new(), &mut r, what),
+        Curve::P384 => run(sha2::Sha384::new(), &mut r, what),
+    }
+}
+
+/// Signs a digest computed by [`digest_stream`] in the HSM (CKM_ECDSA): DER ECDSA-Sig-Value.
+pub fn sign_digest_der(signer: &HsmSigner<'_>, digest: &[u8]) -> Result<Vec<u8>> {
+    let raw = signer.sign_digest_raw(digest)?;
+    ec::raw_to_der(signer.curve(), &raw)
+}
 
 /// How a signature is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -101,6 +134,26 @@ mod tests {
         let e = batch_lines(b"a\n\nb\n").unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(batch_lines(b"").is_err());
+    }
+
+    #[test]
+    fn streamed_digest_equals_the_one_shot_digest() {
+        // A reader that yields odd-sized pieces, as a pipe does.
+        struct Pieces<'a>(&'a [u8]);
+        impl Read for Pieces<'_> {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(b.len()).min(7_777);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for c in [Curve::P256, Curve::P384] {
+            let (d, len) = digest_stream(c, Pieces(&msg), "test").unwrap();
+            assert_eq!(len, msg.len() as u64);
+            assert_eq!(d, c.digest(&msg).as_ref());
+        }
     }
 
     #[test]

@@ -98,6 +98,29 @@ pub struct Transcript {
     lines: Vec<String>,
 }
 
+/// Largest transcript file read, in bytes. A ceremony writes a few KiB and each signed
+/// intermediate adds about as much; 16 MiB leaves room for thousands of steps and keeps a
+/// hostile file (or `/dev/zero`) from exhausting memory.
+pub const MAX_TRANSCRIPT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a transcript file (at most [`MAX_TRANSCRIPT_BYTES`]) as text.
+pub fn read_file(path: &std::path::Path) -> Result<String> {
+    crate::fsutil::read_text_bounded(path, "transcript", MAX_TRANSCRIPT_BYTES)
+}
+
+/// Parses a chain head given by the user (`--expect-head`): 64 hex digits (a SHA-256), any case,
+/// colons allowed; returned in lower case as [`Transcript::head`] prints it.
+pub fn parse_head(s: &str) -> Result<String> {
+    let h: String = s.trim().chars().filter(|&c| c != ':').collect();
+    if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+        let shown: String = s.chars().take(80).flat_map(char::escape_default).collect();
+        return Err(Error::input(format!(
+            "--expect-head '{shown}' is not a transcript head: expected 64 hex digits (a SHA-256, as verify-transcript prints it)"
+        )));
+    }
+    Ok(h.to_ascii_lowercase())
+}
+
 impl Transcript {
     /// An empty transcript.
     pub fn new() -> Self {
@@ -385,6 +408,26 @@ mod tests {
         })
         .unwrap();
         (t, k)
+    }
+
+    #[test]
+    fn expect_head_must_be_a_sha256_in_hex() {
+        let h = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+        assert_eq!(parse_head(h).unwrap(), h.to_ascii_lowercase());
+        for bad in [
+            "",
+            "xyz",
+            &h[..63],
+            &format!("{h}00"),
+            &h.replace('9', "g"),
+            "9f86\n",
+        ] {
+            let e = parse_head(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("expected 64 hex digits") && !e.contains('\n'),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,28 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use crate::error::{Error, Result};
+use crate::fsutil::{read_file_bounded, single_pem};
+
+/// Largest CSR accepted, in bytes: AWS Private CA's limit on IssueCertificate's `Csr` (the PEM it
+/// is sent as). A CSR file (PEM or DER) larger than this is refused before it is parsed.
+pub const MAX_CSR_BYTES: u64 = 32 * 1024;
+
+/// Smallest and largest RSA modulus accepted in a CSR, in bits.
+pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// Whether `d` is a DNS host name: labels of 1-63 letters, digits and hyphens (not at either
+/// end of a label), no empty label, at most 253 characters; a leftmost `*` label is a wildcard.
+pub fn is_dns_name(d: &str) -> bool {
+    let body = d.strip_prefix("*.").unwrap_or(d);
+    !body.is_empty()
+        && d.len() <= 253
+        && body.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
 
 /// A checked CSR.
 #[derive(Clone, Debug)]
@@ -56,16 +78,11 @@ impl CsrRequest {
             }
         }
         for d in &self.san_dns {
-            let ok = !d.is_empty()
-                && d.len() <= 253
-                && d.split('.').all(|l| {
-                    let l = l.strip_prefix("*").unwrap_or(l);
-                    l.len() <= 63
-                        && l.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                });
-            if !ok {
-                return Err(Error::input(format!("invalid --san-dns '{d}'")));
+            if !is_dns_name(d) {
+                return Err(Error::input(format!(
+                    "invalid --san-dns '{}': a DNS name is dot-separated labels of 1-63 letters, digits and hyphens (at most 253 characters)",
+                    crate::pca::ids::printable(d)
+                )));
             }
         }
         for u in &self.san_uri {
@@ -115,10 +132,10 @@ pub fn build_csr(req: &CsrRequest, key: &impl rcgen::SigningKey) -> Result<Csr> 
 }
 
 impl Csr {
-    /// Reads a CSR file (PEM `CERTIFICATE REQUEST` or DER) and checks it.
+    /// Reads a CSR file (PEM `CERTIFICATE REQUEST` or DER, at most [`MAX_CSR_BYTES`], exactly
+    /// one request) and checks it.
     pub fn from_file(path: &Path) -> Result<Csr> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::io(format!("cannot read CSR file {}", path.display()), e))?;
+        let bytes = read_file_bounded(path, "CSR file", MAX_CSR_BYTES)?;
         Csr::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -130,8 +147,9 @@ impl Csr {
             .take(11)
             .eq(b"-----BEGIN ".iter());
         if looks_pem {
-            let p = pem::parse(bytes)
-                .map_err(|e| Error::input(format!("{what} is not a CSR: bad PEM ({e})")))?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::input(format!("{what} is not a CSR: PEM that is not text")))?;
+            let p = single_pem(text, what)?;
             if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
                 return Err(Error::input(format!(
                     "{what} is not a CSR: PEM block is '{}', expected 'CERTIFICATE REQUEST'",
@@ -154,6 +172,9 @@ impl Csr {
                 rest.len()
             )));
         }
+        // The key type first: a key AWS would not take (RSA-1024, P-521) is named as such, not
+        // reported as a signature that "does not verify".
+        check_key_type(&req.certification_request_info.subject_pki, what)?;
         req.verify_signature().map_err(|e| {
             Error::input(format!(
                 "{what}: the CSR's signature does not verify with its own public key ({e})"
@@ -183,6 +204,12 @@ impl Csr {
             )));
         }
         let pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der.to_vec()));
+        if pem.len() as u64 > MAX_CSR_BYTES {
+            return Err(Error::input(format!(
+                "{what}: the CSR is {} bytes as PEM, more than AWS Private CA's limit of {MAX_CSR_BYTES}",
+                pem.len()
+            )));
+        }
         Ok(Csr {
             der: der.to_vec(),
             pem,
@@ -192,6 +219,44 @@ impl Csr {
             sans,
         })
     }
+}
+
+/// Refuses a public key that is not EC P-256 / P-384 or RSA 2048-4096 bits.
+fn check_key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>, what: &str) -> Result<()> {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    };
+    let alg = &spki.algorithm.algorithm;
+    let refuse = |key: String| {
+        Err(Error::Unsupported(format!(
+            "{what}: key type not accepted: {key} (accepted: EC P-256, EC P-384, RSA 2048-4096)"
+        )))
+    };
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        return match curve {
+            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
+            Some(c) if c.to_id_string() == "1.3.132.0.35" => refuse("EC P-521".into()),
+            Some(c) => refuse(format!("EC curve {}", c.to_id_string())),
+            None => refuse("EC key without a named curve".into()),
+        };
+    }
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        let bits = spki
+            .parsed()
+            .map_err(|e| Error::input(format!("{what}: the CSR's RSA key does not parse ({e})")))?
+            .key_size();
+        return if RSA_BITS.contains(&bits) {
+            Ok(())
+        } else {
+            refuse(format!("RSA {bits} bits"))
+        };
+    }
+    refuse(format!("algorithm {}", alg.to_id_string()))
 }
 
 /// Parsed facts about an issued certificate.

@@ -118,23 +118,36 @@ impl std::fmt::Debug for ManifestReader {
 }
 
 impl ManifestReader {
-    /// Opens `path`; the format comes from the extension or the first record.
+    /// Opens `path`; the format comes from the extension or the first record. A manifest that
+    /// is not a regular file (a pipe, `/dev/stdin`, a FIFO) is read once, whole, into a bounded
+    /// buffer ([`MAX_PIPED_MANIFEST`]) that every later open in this process reuses: the
+    /// validation pass and the run then see the same devices, and sniffing consumes nothing.
     pub fn open(path: &Path) -> Result<Self> {
-        let format = match sniff_by_extension(path) {
-            Some(f) => f,
-            None => sniff_content(path)?,
-        };
-        let file = File::open(path)
+        let meta = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("cannot open manifest {}", path.display()), e))?;
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
+        if meta.is_dir() {
             return Err(Error::input(format!(
                 "manifest {} is a directory",
                 path.display()
             )));
         }
+        let (format, source): (Format, Box<dyn Read + Send>) = if meta.is_file() {
+            let format = match sniff_by_extension(path) {
+                Some(f) => f,
+                None => sniff_content(open_file(path)?, path)?,
+            };
+            (format, Box::new(open_file(path)?))
+        } else {
+            let bytes = piped_manifest(path)?;
+            let format = match sniff_by_extension(path) {
+                Some(f) => f,
+                None => sniff_content(std::io::Cursor::new(bytes.clone()), path)?,
+            };
+            (format, Box::new(std::io::Cursor::new(bytes)))
+        };
         Ok(ManifestReader {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(64 * 1024, Box::new(file)),
+            reader: BufReader::with_capacity(64 * 1024, source),
             format,
             columns: None,
             line: 0,
@@ -265,6 +278,12 @@ impl ManifestReader {
     }
 
     fn parse_json(&self, text: &str) -> Result<Entry> {
+        // serde would also take a positional array for the struct: only objects are entries.
+        if !text.starts_with('{') {
+            return Err(self.err(
+                "not a JSON object: each line must be an object such as {\"device_id\":\"dev-1\"}",
+            ));
+        }
         let j: JsonEntry = serde_json::from_str(text).map_err(|e| {
             // serde_json's message ends with "at line 1 column N": keep only the column.
             let msg = e.to_string();
@@ -333,10 +352,53 @@ fn sniff_by_extension(path: &Path) -> Option<Format> {
     }
 }
 
-fn sniff_content(path: &Path) -> Result<Format> {
-    let file = File::open(path)
-        .map_err(|e| Error::io(format!("cannot open manifest {}", path.display()), e))?;
-    let mut r = BufReader::new(file.take(16 * 1024 * 1024));
+fn open_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(format!("cannot open manifest {}", path.display()), e))
+}
+
+/// Largest manifest read from something that is not a regular file (held in memory, since a
+/// pipe can be read only once): 64 MiB, about 500,000 devices.
+pub const MAX_PIPED_MANIFEST: u64 = 64 * 1024 * 1024;
+
+/// The whole content of a manifest that is not a regular file, read once per process.
+fn piped_manifest(path: &Path) -> Result<std::sync::Arc<[u8]>> {
+    use std::io::IsTerminal;
+    type Cache = std::sync::Mutex<HashMap<PathBuf, std::sync::Arc<[u8]>>>;
+    static READ: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = READ.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(b) = cache.get(path) {
+        return Ok(b.clone());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            eprintln!(
+                "note: reading manifest {} from a pipe (waiting for its writer to finish)",
+                path.display()
+            );
+        }
+    }
+    let f = open_file(path)?;
+    if f.is_terminal() {
+        return Err(Error::input(format!(
+            "manifest {} is a terminal: redirect or pipe the manifest into it",
+            path.display()
+        )));
+    }
+    let what = format!(
+        "manifest {} (not a regular file, so held in memory)",
+        path.display()
+    );
+    let bytes: std::sync::Arc<[u8]> =
+        crate::fsutil::read_bounded(f, &what, MAX_PIPED_MANIFEST)?.into();
+    cache.insert(path.to_path_buf(), bytes.clone());
+    Ok(bytes)
+}
+
+fn sniff_content(source: impl Read, path: &Path) -> Result<Format> {
+    let mut r = BufReader::new(source.take(16 * 1024 * 1024));
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -352,7 +414,7 @@ fn sniff_content(path: &Path) -> Result<Format> {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        return Ok(if t.starts_with('{') {
+        return Ok(if t.starts_with('{') || t.starts_with('[') {
             Format::Jsonl
         } else {
             Format::Csv
@@ -548,6 +610,52 @@ mod tests {
             assert!(e.contains(want), "{name}: {e}");
             assert!(e.starts_with("manifest "), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn jsonl_lines_must_be_objects() {
+        for body in [
+            "[\"d1\",null,null,null,null]\n",
+            "{\"device_id\":\"d1\"}\n[\"d2\"]\n",
+            "\"d1\"\n",
+        ] {
+            let (_d, p) = write("m.jsonl", body);
+            let e = validate(&p).unwrap_err().one_line();
+            assert!(
+                e.contains("not a JSON object: each line must be an object"),
+                "{body}: {e}"
+            );
+        }
+        // Sniffed without an extension, an array line is JSON lines too (and refused as such).
+        let (_d, p) = write("m.txt", "[\"d1\",null,null,null,null]\n");
+        let e = validate(&p).unwrap_err().one_line();
+        assert!(e.contains("line 1: not a JSON object"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_manifest_is_read_once_and_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fleet");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let w = fifo.clone();
+        // The writer writes once and closes: a second open of the FIFO would block for ever.
+        let writer = std::thread::spawn(move || {
+            std::fs::write(&w, "device_id,cn\nf1,\nf2,\n").unwrap();
+        });
+        let info = validate(&fifo).unwrap();
+        writer.join().unwrap();
+        assert_eq!((info.format, info.devices), (Format::Csv, 2));
+        let mut r = ManifestReader::open(&fifo).unwrap();
+        let mut ids = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            ids.push(e.device.to_string());
+        }
+        assert_eq!(ids, ["f1", "f2"]);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `--validity` parsing: `12h`, `30d`, `2w`, `6m`, `1y` → AWS Private CA `Validity`.
+//! `--validity` parsing: `12h`, `30d`, `2w`, `6mo`, `1y` → AWS Private CA `Validity` (the
+//! duration syntax is the tool's one parser, [`crate::duration`]; a bare `m` is refused as
+//! ambiguous).
 //!
 //! Whole days, months and years map to DAYS / MONTHS / YEARS. Anything that is not a whole number of
 //! days (`12h`, `36h`) becomes ABSOLUTE with the end time as Unix seconds — never `DAYS=0`, which
@@ -10,6 +12,7 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::duration::{self, DurationError, Unit};
 use crate::error::{Error, Result};
 
 /// The shortest validity accepted.
@@ -76,41 +79,58 @@ pub struct ResolvedValidity {
 }
 
 impl ValiditySpec {
-    /// Parses `<n><unit>` with unit `h`, `d`, `w`, `m` (months) or `y`.
+    /// Parses a duration (the tool's one parser, [`crate::duration`]): `12h`, `30d`, `2w`, `6mo`,
+    /// `1y`; minutes and seconds only as whole hours (`90min` is refused, `120min` is `2h`).
     pub fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
-        let bad = || {
+        let d = duration::parse(s).map_err(|e| {
+            Error::input(match e {
+                DurationError::Malformed => format!(
+                    "invalid validity '{}': expected a number and a unit h, d, w, mo or y (e.g. 12h, 30d, 6mo, 1y)",
+                    duration::shown(s)
+                ),
+                other => format!("invalid validity: {}", other.message(s)),
+            })
+        })?;
+        let below = || {
             Error::input(format!(
-                "invalid validity '{}': expected a number and a unit h, d, w, m or y (e.g. 12h, 30d, 6m, 1y)",
-                crate::pca::ids::printable(s)
+                "validity '{}' is below the minimum of 1 hour",
+                duration::shown(t)
             ))
         };
-        let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (num, unit) = t.split_at(split);
-        let n: u32 = num.parse().map_err(|_| bad())?;
-        let spec = match unit {
-            "h" => {
-                if n < 1 {
-                    return Err(Error::input(format!(
-                        "validity '{t}' is below the minimum of 1 hour"
-                    )));
-                }
-                if n.is_multiple_of(24) {
-                    ValiditySpec::Days(n / 24)
-                } else {
-                    ValiditySpec::Hours(n)
-                }
+        let hours = |n: u32| {
+            if n < 1 {
+                return Err(below());
             }
-            "d" => ValiditySpec::Days(n),
-            "w" => ValiditySpec::Days(n.checked_mul(7).ok_or_else(bad)?),
-            "m" => ValiditySpec::Months(n),
-            "y" => ValiditySpec::Years(n),
-            "min" | "s" => {
+            Ok(if n.is_multiple_of(24) {
+                ValiditySpec::Days(n / 24)
+            } else {
+                ValiditySpec::Hours(n)
+            })
+        };
+        let sub_hour = |n: u32, per_hour: u32| {
+            if n < per_hour {
+                return Err(below());
+            }
+            if !n.is_multiple_of(per_hour) {
                 return Err(Error::input(format!(
-                    "validity '{t}' is below the minimum of 1 hour"
-                )))
+                    "validity '{}' is not a whole number of hours",
+                    duration::shown(t)
+                )));
             }
-            _ => return Err(bad()),
+            hours(n / per_hour)
+        };
+        let n = d.count;
+        let spec = match d.unit {
+            Unit::Seconds => sub_hour(n, 3600)?,
+            Unit::Minutes => sub_hour(n, 60)?,
+            Unit::Hours => hours(n)?,
+            Unit::Days => ValiditySpec::Days(n),
+            Unit::Weeks => ValiditySpec::Days(n.checked_mul(7).ok_or_else(|| {
+                Error::input(format!("validity '{}' is out of range", duration::shown(t)))
+            })?),
+            Unit::Months => ValiditySpec::Months(n),
+            Unit::Years => ValiditySpec::Years(n),
         };
         let zero = matches!(
             spec,
@@ -195,7 +215,7 @@ impl fmt::Display for ValiditySpec {
         match self {
             ValiditySpec::Hours(n) => write!(f, "{n}h"),
             ValiditySpec::Days(n) => write!(f, "{n}d"),
-            ValiditySpec::Months(n) => write!(f, "{n}m"),
+            ValiditySpec::Months(n) => write!(f, "{n}mo"),
             ValiditySpec::Years(n) => write!(f, "{n}y"),
         }
     }
@@ -222,7 +242,15 @@ mod tests {
         assert_eq!(ValiditySpec::parse("12h").unwrap(), ValiditySpec::Hours(12));
         assert_eq!(ValiditySpec::parse("48h").unwrap(), ValiditySpec::Days(2));
         assert_eq!(ValiditySpec::parse("2w").unwrap(), ValiditySpec::Days(14));
-        assert_eq!(ValiditySpec::parse("6m").unwrap(), ValiditySpec::Months(6));
+        assert_eq!(ValiditySpec::parse("6mo").unwrap(), ValiditySpec::Months(6));
+        assert_eq!(
+            ValiditySpec::parse("120min").unwrap(),
+            ValiditySpec::Hours(2)
+        );
+        assert_eq!(
+            ValiditySpec::parse("1440min").unwrap(),
+            ValiditySpec::Days(1)
+        );
         assert_eq!(ValiditySpec::parse("1y").unwrap(), ValiditySpec::Years(1));
         assert_eq!(ValiditySpec::parse("1h").unwrap(), ValiditySpec::Hours(1));
     }
@@ -230,12 +258,20 @@ mod tests {
     #[test]
     fn rejects_short_and_garbage() {
         for bad in [
-            "0h", "0d", "30min", "59s", "", "d", "12", "1.5d", "-1d", "1x", "200y",
+            "0h", "0d", "30min", "59s", "", "d", "12", "1.5d", "-1d", "1x", "200y", "30m", "90min",
         ] {
             let e = ValiditySpec::parse(bad).unwrap_err().to_string();
             assert!(e.contains("validity"), "{bad}: {e}");
         }
         assert!(ValiditySpec::parse("0h")
+            .unwrap_err()
+            .to_string()
+            .contains("minimum of 1 hour"));
+        assert_eq!(
+            ValiditySpec::parse("30m").unwrap_err().to_string(),
+            "invalid validity: '30m' is ambiguous: write 30min (minutes) or 30mo (months)"
+        );
+        assert!(ValiditySpec::parse("30min")
             .unwrap_err()
             .to_string()
             .contains("minimum of 1 hour"));
