@@ -238,7 +238,7 @@ def install_reset_hook() -> None:
     """Make `POST /moto-api/reset` restore the switches too (moto resets its backends itself)."""
     from moto.moto_api._internal.models import MotoAPIBackend
 
-    from .stats import STATS
+    from .stats import CALLS, STATS
 
     if getattr(MotoAPIBackend.reset, "_standin", False):
         return
@@ -248,6 +248,7 @@ def install_reset_hook() -> None:
         original(self)
         SWITCHES.reset()
         STATS.reset()
+        CALLS.reset()
 
     reset._standin = True  # type: ignore[attr-defined]
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
