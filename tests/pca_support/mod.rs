@@ -380,10 +380,15 @@ impl PcaEnv {
     /// Like [`PcaEnv::new`] with the token on module `kind` (tests that iterate
     /// `ModuleKind::enabled()`).
     pub fn with_kind(kind: crate::common::ModuleKind) -> PcaEnv {
+        Self::with_token(TestToken::with_kind(kind, "pca"))
+    }
+
+    /// Like [`PcaEnv::new`] on a token the caller initialised (e.g. with a PIN of its own).
+    pub fn with_token(token: TestToken) -> PcaEnv {
         let endpoint = standin::endpoint();
         let hier = standin::create_active_hierarchy_blocking(&endpoint);
         let env = PcaEnv {
-            token: TestToken::with_kind(kind, "pca"),
+            token,
             endpoint,
             hier,
             table: unique("reg"),
