@@ -22,8 +22,11 @@ use pca_support::PcaEnv;
 /// The module config is read from the environment at C_Initialize: one reader at a time.
 static READER: Mutex<()> = Mutex::new(());
 
+/// A private key's label and its (attribute name, value) pairs.
+type KeyAttrs = (String, Vec<(&'static str, Option<bool>)>);
+
 /// (label, attribute values) of every private key on `token`, read with cryptoki.
-fn private_keys(token: &TestToken) -> Vec<(String, Vec<(&'static str, Option<bool>)>)> {
+fn private_keys(token: &TestToken) -> Vec<KeyAttrs> {
     let _guard = READER.lock().unwrap_or_else(|e| e.into_inner());
     for (k, v) in token.module_env() {
         // SAFETY of the process environment: std serialises set_var with its own readers
