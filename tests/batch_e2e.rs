@@ -184,7 +184,9 @@ fn bad_manifests_exit_2_with_the_line_and_issue_nothing() {
         .assert()
         .code(2);
     assert!(stderr_of(&a).contains("missing.csv"));
-    // --retry-failed needs --manifest; --manifest excludes --device-id.
+    // --retry-failed needs --manifest; --manifest excludes --device-id (checked with a manifest
+    // that is valid on its own, so only the conflict can refuse it).
+    std::fs::write(env.path("valid.csv"), "device_id\nd-valid\n").unwrap();
     env.cmd()
         .args([
             "provision",
@@ -196,7 +198,8 @@ fn bad_manifests_exit_2_with_the_line_and_issue_nothing() {
         ])
         .assert()
         .code(2);
-    env.cmd()
+    let a = env
+        .cmd()
         .args([
             "provision",
             "--ca-arn",
@@ -204,10 +207,15 @@ fn bad_manifests_exit_2_with_the_line_and_issue_nothing() {
             "--device-id",
             "x",
             "--manifest",
-            "dup.csv",
+            "valid.csv",
         ])
         .assert()
         .code(2);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("--device-id") && err.contains("--manifest"),
+        "the conflict is named: {err}"
+    );
     assert!(env.table_items().is_empty(), "nothing may be recorded");
     assert_eq!(env.issued_by_ca(), 0);
 }

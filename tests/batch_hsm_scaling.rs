@@ -7,6 +7,9 @@
 //! It prints one line per configuration (devices/s, transient errors retried, failures) and a
 //! JSON line for scripts. It does assert that every device ended with exactly one key pair.
 //! `BATCH_HSM_DEVICES` sets the devices per configuration (default 200).
+//!
+//! `one_key_pair_per_device_small` runs by default: the same pool with 4 threads and with 2
+//! processes, on a few devices each, with the one-key-pair check and no failures allowed.
 
 mod common;
 
@@ -172,6 +175,49 @@ fn hsm_scaling_threads_vs_processes() {
         .map(|(m, k, r, re, f, o)| serde_json::json!({"mode": m, "workers": k, "devices_per_s": r, "retried": re, "failed": f, "unlabelled_objects": o}))
         .collect();
     println!("JSON {}", serde_json::Value::Array(json));
+}
+
+#[test]
+fn one_key_pair_per_device_small() {
+    let kind = *common::ModuleKind::enabled().first().unwrap();
+    let module = kind.module_path().display().to_string();
+    // 4 worker threads (one session each) in this process.
+    let tok = TestToken::with_kind(kind, "scale");
+    for (k, v) in tok.module_env() {
+        std::env::set_var(k, v);
+    }
+    let (ok, failed, _) = run_pool(&module, "scale", "t", 24, 4);
+    assert_eq!((ok, failed), (24, 0));
+    assert_eq!(check_keys(&tok, 24, true), 0, "unlabelled debris");
+    // 2 processes on one token (the child mode of the measurement above).
+    let tok = TestToken::with_kind(kind, "scale");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            let mut c = std::process::Command::new(&exe);
+            c.args([
+                "--ignored",
+                "--exact",
+                "hsm_scaling_threads_vs_processes",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, format!("{module}|scale|p{p}|8"))
+            .stdout(std::process::Stdio::piped());
+            for (k, v) in tok.module_env() {
+                c.env(k, v);
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l.starts_with("CHILD-RESULT 8 0 ")),
+            "child output: {text}"
+        );
+    }
+    assert_eq!(check_keys(&tok, 16, true), 0, "unlabelled debris");
 }
 
 /// No label has more than one key pair; returns the objects without a label (debris of a failed

@@ -332,11 +332,25 @@ fn missing_table() {
 #[test]
 fn wrong_pin_fails_before_any_aws_call() {
     let env = PcaEnv::new();
+    // An access key of this run alone: the stand-in counts every request signed with it, of any
+    // operation and service, so "before any AWS call" is a total of exactly zero.
+    let akid = format!("{}WRONGPIN", env.akid);
     let mut c = env.cmd();
     c.env("HSM_DEMO_PIN", "999999")
+        .env("AWS_ACCESS_KEY_ID", &akid)
         .args(["provision", "--ca-arn", env.ca(), "--device-id", "d1"]);
     one_line_error(c.assert(), "CKR_PIN_INCORRECT");
+    let calls = standin::calls_of(&env.endpoint, &akid);
+    assert_eq!(calls["total"], 0, "AWS calls before the HSM login: {calls}");
     nothing_recorded(&env);
+    // The counter sees this command's calls: with the right PIN the same command calls AWS.
+    let ok_akid = format!("{}RIGHTPIN", env.akid);
+    env.cmd()
+        .env("AWS_ACCESS_KEY_ID", &ok_akid)
+        .args(["provision", "--ca-arn", env.ca(), "--device-id", "d1"])
+        .assert()
+        .success();
+    assert!(standin::calls(&env.endpoint, &ok_akid, "IssueCertificate") >= 1);
 }
 
 #[test]

@@ -122,6 +122,14 @@ fn throttling_is_retried_with_backoff_and_succeeds() {
         assert!(!err.contains("error:"), "{err}");
     }
     assert!(retried, "1 TPS for 3 devices in a row never throttled?");
+    // Counted by the stand-in, independently of the tool's log: the throttled attempts were
+    // repeated (more calls than the 3 IssueCertificate + 3 GetCertificate a calm run makes).
+    let calls = |op| standin::calls(&env.endpoint, &env.akid, op);
+    assert!(
+        calls("IssueCertificate") + calls("GetCertificate") > 6,
+        "no call was repeated: {}",
+        standin::calls_of(&env.endpoint, &env.akid)
+    );
     assert_eq!(env.issued_by_ca(), 3);
     assert_eq!(env.items_with_sk("CA#").len(), 3);
 }
@@ -193,6 +201,11 @@ fn asynchronous_issuance_is_waited_for_with_the_waiter() {
         ],
     );
     assert_eq!(v["fresh"], true);
+    // The waiter polled through both in-progress answers: exactly 3 GetCertificate calls.
+    assert_eq!(
+        standin::calls(&env.endpoint, &env.akid, "GetCertificate"),
+        3
+    );
     let (ok, msg) = env.openssl_verify(&env.path("slow-1.cert.pem"), &env.path("slow-1.chain.pem"));
     assert!(ok, "{msg}");
     // A bound shorter than the issuance: a clear error, the ARN kept; the rerun finishes it
@@ -275,6 +288,11 @@ fn malformed_csr_from_aws_is_terminal_not_retried_and_nothing_stays_recorded() {
         "{err}"
     );
     assert!(!err.contains("retrying AWS call"), "{err}");
+    // One attempt, as the stand-in counted it (not only as the tool logged it).
+    assert_eq!(
+        standin::calls(&env.endpoint, &env.akid, "IssueCertificate"),
+        1
+    );
     assert!(env.table_items().is_empty(), "{:?}", env.table_items());
     assert_eq!(env.issued_by_ca(), 0);
 }

@@ -5,7 +5,7 @@
 mod common;
 mod pca_support;
 
-use common::stdout_of;
+use common::{standin, stdout_of};
 use pca_support::{pem_der, PcaEnv};
 
 fn openssl_out(env: &PcaEnv, args: &[&str]) -> String {
@@ -87,7 +87,15 @@ fn provision_end_to_end_then_rerun_issues_nothing_new() {
     // Rerun: same certificate, no IssueCertificate, no HSM key work.
     let before = pem_der(&cert);
     std::fs::remove_file(&cert).unwrap();
+    let calls = |op| standin::calls(&env.endpoint, &env.akid, op);
+    let (issue_before, get_before) = (calls("IssueCertificate"), calls("GetCertificate"));
+    assert_eq!(issue_before, 1, "the first run's IssueCertificate calls");
     let v2 = env.provision("dev-1");
+    assert_eq!(
+        (calls("IssueCertificate"), calls("GetCertificate")),
+        (issue_before, get_before),
+        "the rerun of a completed provision called IssueCertificate or GetCertificate"
+    );
     assert_eq!(v2["fresh"], false, "{v2}");
     assert_eq!(v2["called_issue"], false, "{v2}");
     assert_eq!(v2["key"], "untouched", "{v2}");
@@ -310,6 +318,9 @@ fn revoke_then_reprovision_issues_generation_1() {
     let r: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
     assert_eq!(r["changed"], true);
     assert_eq!(r["serial"]["status"], "REVOKED");
+    // AWS was asked exactly once (the registry never claims a revocation AWS did not make).
+    let revokes = || standin::calls(&env.endpoint, &env.akid, "RevokeCertificate");
+    assert_eq!(revokes(), 1, "RevokeCertificate calls of `pca revoke`");
     let shown = env.show("dev-r");
     assert_eq!(shown["current"]["status"], "REVOKED");
     assert_eq!(shown["current"]["revocation_reason"], "AFFILIATION_CHANGED");
@@ -328,6 +339,11 @@ fn revoke_then_reprovision_issues_generation_1() {
         .assert()
         .success();
     assert!(stdout_of(&a).contains("already revoked"));
+    assert_eq!(
+        revokes(),
+        1,
+        "a rerun on a serial the registry says is REVOKED called RevokeCertificate again"
+    );
     let a = env
         .cmd()
         .args(["--json", "pca", "list", "--status", "revoked"])

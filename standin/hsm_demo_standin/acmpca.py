@@ -679,10 +679,15 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             serial = _serial()
             while serial in self.by_serial:
                 serial = _serial()
+            arn = f"{self.arn}/certificate/{serial:032x}"
+            if cfg["reissue_serial"] and self.by_serial and not self_issued:
+                # Switch reissue_serial: a broken CA that signs a new certificate with the serial
+                # of the last one it issued (the ARN stays new, so both remain retrievable; a
+                # revocation by serial finds the first).
+                serial = next(reversed(self.by_serial))
             if SWITCHES.issuance_fails():
                 # Switch fail_issuance: AWS accepted the request (an ARN comes back) but issuance
                 # fails asynchronously; no certificate exists, GetCertificate → RequestFailed.
-                arn = f"{self.arn}/certificate/{serial:032x}"
                 self.records[arn] = IssuedCertificate(arn=arn, serial=serial, pem=b"", chain=b"", failed=True)
                 if token is not None:
                     self.tokens[token] = (arn, now_mono)
@@ -701,11 +706,10 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             kw = {"rsa_padding": pad} if pad is not None else {}
             cert = builder.sign(self._key, hash_alg, **kw)
             pem = cert.public_bytes(serialization.Encoding.PEM)
-            arn = f"{self.arn}/certificate/{serial:032x}"
             chain = b"" if self_issued else self.chain_pem()
             rec = IssuedCertificate(arn=arn, serial=serial, pem=pem, chain=chain)
             self.records[arn] = rec
-            self.by_serial[serial] = rec
+            self.by_serial.setdefault(serial, rec)
             self.issued_certificates[arn] = pem
             if chain:
                 self.issued_certificates_certificate_chains[arn] = chain

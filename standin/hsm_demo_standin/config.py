@@ -50,6 +50,7 @@ def startup_defaults() -> dict[str, Any]:
         "fault_seed": int(seed) if seed else None,
         "issue_limit_exceeded": _env_bool("STANDIN_ISSUE_LIMIT_EXCEEDED"),
         "fail_issuance": _env_float("STANDIN_FAIL_ISSUANCE", 0.0),
+        "reissue_serial": _env_bool("STANDIN_REISSUE_SERIAL"),
     }
 
 
@@ -86,7 +87,7 @@ def _validate(update: dict[str, Any]) -> dict[str, Any]:
         elif key == "fault_operations":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{key} must be a list of operation names")
-        elif key == "issue_limit_exceeded":
+        elif key in ("issue_limit_exceeded", "reissue_serial"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
         elif key == "fail_issuance":
@@ -238,7 +239,7 @@ def install_reset_hook() -> None:
     """Make `POST /moto-api/reset` restore the switches too (moto resets its backends itself)."""
     from moto.moto_api._internal.models import MotoAPIBackend
 
-    from .stats import STATS
+    from .stats import CALLS, STATS
 
     if getattr(MotoAPIBackend.reset, "_standin", False):
         return
@@ -248,6 +249,7 @@ def install_reset_hook() -> None:
         original(self)
         SWITCHES.reset()
         STATS.reset()
+        CALLS.reset()
 
     reset._standin = True  # type: ignore[attr-defined]
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]

@@ -34,10 +34,17 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import os
 import threading
+import time
 from typing import Any
 
 _LOCK = threading.RLock()
+
+# Test-only (tests/test_dynamodb_isolation.py): seconds to pause after each action of a
+# TransactWriteItems, so that without `_LOCK` a concurrent request lands inside a transaction on
+# every run instead of by luck. 0 (the default) in every other use.
+_TX_ACTION_PAUSE = float(os.environ.get("STANDIN_TEST_TX_ACTION_PAUSE", "0") or 0)
 
 _METHODS = (
     "put_item",
@@ -277,6 +284,8 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
                     expression_attribute_values=expression_attribute_values,
                 )
             errors.append((None, None, None))
+            if _TX_ACTION_PAUSE:
+                time.sleep(_TX_ACTION_PAUSE)
         except (MultipleTransactionsException, MockValidationException):
             undo.restore()
             raise

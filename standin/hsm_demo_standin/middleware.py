@@ -10,7 +10,7 @@ from typing import Any
 
 from . import __version__, source_digest
 from .config import SWITCHES, ConfigError, set_current_access_key
-from .stats import STATS
+from .stats import CALLS, STATS
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 CONTROL_PREFIX = "/_standin"
@@ -109,6 +109,7 @@ class StandinMiddleware:
         akid = access_key_of(environ)
         set_current_access_key(akid)
         op = operation_of(environ)
+        CALLS.record(akid, op)
 
         draw, cfg = SWITCHES.draw(akid)
         ops = cfg["fault_operations"]
@@ -174,8 +175,14 @@ class StandinMiddleware:
 
             ca = parse_qs(environ.get("QUERY_STRING", "")).get("ca_arn")
             return _json(start_response, "200 OK", STATS.snapshot(ca[0] if ca else None))
+        if sub == "/calls" and method == "GET":
+            from urllib.parse import parse_qs
+
+            key = parse_qs(environ.get("QUERY_STRING", "")).get("access_key_id")
+            return _json(start_response, "200 OK", CALLS.snapshot(key[0] if key else None))
         if sub == "/stats/reset" and method == "POST":
             STATS.reset()
+            CALLS.reset()
             return _json(start_response, "200 OK", STATS.snapshot())
         if sub == "/config/reset" and method == "POST":
             SWITCHES.reset()

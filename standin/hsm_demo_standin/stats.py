@@ -57,3 +57,40 @@ class Stats:
 
 
 STATS = Stats()
+
+
+class Calls:
+    """Every API request per access key id and operation (`GET /_standin/calls`).
+
+    Counted as the request arrives, before throttling and injected faults, for every service
+    (ACM PCA, DynamoDB, ...): "no AWS call at all" is a total of zero for the test's access key.
+    Requests whose operation the middleware cannot name from the headers (query-protocol services)
+    count under "(unknown)". Control and `/moto-api` requests are not counted. Cleared with the
+    per-CA counters (`POST /_standin/stats/reset`, `POST /moto-api/reset`).
+
+    Shape: `{"access_keys": {<akid or "(unsigned)">: {"total": n, "operations": {op: n}}}}`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, dict[str, int]] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._keys = {}
+
+    def record(self, akid: str | None, operation: str | None) -> None:
+        key = akid if akid is not None else "(unsigned)"
+        op = operation if operation is not None else "(unknown)"
+        with self._lock:
+            ops = self._keys.setdefault(key, {})
+            ops[op] = ops.get(op, 0) + 1
+
+    def snapshot(self, akid: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            keys = {akid: self._keys.get(akid, {})} if akid is not None else self._keys
+            out = {k: {"total": sum(v.values()), "operations": dict(v)} for k, v in keys.items()}
+        return {"access_keys": out}
+
+
+CALLS = Calls()

@@ -128,6 +128,14 @@ def stats(endpoint: str, ca_arn: str | None = None) -> dict[str, Any]:
     return out["certificate_authorities"][ca_arn] if ca_arn is not None else out
 
 
+def calls(endpoint: str, access_key_id: str) -> dict[str, Any]:
+    """`GET /_standin/calls?access_key_id=…`: {"total": n, "operations": {op: n}} of that key."""
+    import urllib.parse
+
+    query = "?" + urllib.parse.urlencode({"access_key_id": access_key_id})
+    return control(endpoint, path="/_standin/calls" + query)["access_keys"][access_key_id]
+
+
 def make_csr(
     cn: str | None = "device",
     sans: list[str] | None = None,

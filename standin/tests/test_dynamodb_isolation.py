@@ -5,10 +5,18 @@ Stock moto 5.2.5 applies a transaction's actions one by one and, when a conditio
 a copy of the whole table taken when that transaction started: concurrent readers see half a
 transaction, and a cancelled transaction wipes writes other requests committed meanwhile. This
 test fails there (half-written keys seen, committed items lost).
+
+It runs on a stand-in of its own that pauses 2 ms after each action of a transaction
+(STANDIN_TEST_TX_ACTION_PAUSE): the pause releases the interpreter lock, so without the stand-in's
+DynamoDB data-plane lock a reader or a competing writer runs inside a transaction on every run
+(without the pause, transactions are too short for the race to show: it passed 8 of 8 runs with
+the lock removed). With the lock, the pause only slows this server down.
 """
 
+import os
 import threading
 
+import pytest
 from botocore.exceptions import ClientError
 
 from hsm_demo_standin import testing
@@ -17,7 +25,18 @@ KEYS = 25
 WRITERS = 6
 
 
-def test_transactions_are_atomic_and_cancellations_lose_no_other_writes(endpoint):
+@pytest.fixture
+def paused_endpoint():
+    server = testing.start_server(
+        extra_env={"STANDIN_TEST_TX_ACTION_PAUSE": "0.002"},
+        stock=os.environ.get("STANDIN_TEST_STOCK") == "1",
+    )
+    yield server.url
+    server.stop()
+
+
+def test_transactions_are_atomic_and_cancellations_lose_no_other_writes(paused_endpoint):
+    endpoint = paused_endpoint
     ddb = testing.client(endpoint, service="dynamodb")
     table = "isolation-test"
     ddb.create_table(

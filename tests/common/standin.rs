@@ -531,3 +531,40 @@ pub fn create_active_hierarchy_blocking(endpoint: &str) -> Hierarchy {
         .expect("tokio runtime")
         .block_on(create_active_hierarchy(endpoint))
 }
+
+/// `GET /_standin/calls?access_key_id=…`: every request signed with `akid` that reached the
+/// stand-in (counted on arrival, throttled and fault-injected ones included, every service):
+/// `{"total": n, "operations": {op: n}}`.
+pub fn calls_of(endpoint: &str, akid: &str) -> serde_json::Value {
+    let query: String = akid
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let all = control(
+        endpoint,
+        "GET",
+        &format!("/_standin/calls?access_key_id={query}"),
+        None,
+    );
+    all["access_keys"][akid].clone()
+}
+
+/// Calls of `operation` (e.g. "RevokeCertificate", "PutItem") signed with `akid` that reached
+/// the stand-in; see [`calls_of`].
+pub fn calls(endpoint: &str, akid: &str, operation: &str) -> u64 {
+    calls_of(endpoint, akid)["operations"][operation]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// All calls signed with `akid` that reached the stand-in, of any operation and service.
+pub fn total_calls(endpoint: &str, akid: &str) -> u64 {
+    calls_of(endpoint, akid)["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stand-in calls of {akid}: no total"))
+}

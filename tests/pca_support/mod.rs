@@ -375,3 +375,27 @@ fn http_get_once(endpoint: &str, path: &str) -> Result<String, String> {
         Ok(body.to_string())
     }
 }
+
+impl PcaEnv {
+    /// Like [`PcaEnv::new`] with the token on module `kind` (tests that iterate
+    /// `ModuleKind::enabled()`).
+    pub fn with_kind(kind: crate::common::ModuleKind) -> PcaEnv {
+        Self::with_token(TestToken::with_kind(kind, "pca"))
+    }
+
+    /// Like [`PcaEnv::new`] on a token the caller initialised (e.g. with a PIN of its own).
+    pub fn with_token(token: TestToken) -> PcaEnv {
+        let endpoint = standin::endpoint();
+        let hier = standin::create_active_hierarchy_blocking(&endpoint);
+        let env = PcaEnv {
+            token,
+            endpoint,
+            hier,
+            table: unique("reg"),
+            akid: unique("AKIDPCA").replace('-', "").to_uppercase(),
+        };
+        env.cmd().args(["pca", "init-table"]).assert().success();
+        std::fs::write(env.path("root.pem"), &env.hier.root_pem).unwrap();
+        env
+    }
+}
