@@ -85,11 +85,11 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// --manifest: client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
+    /// Client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
     #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_ISSUE_TPS, value_name = "TPS")]
     pub issue_tps: f64,
 
-    /// --manifest: client-side limit on GetCertificate requests per second (AWS's default quota: 75)
+    /// Client-side limit on GetCertificate requests per second (AWS's default quota: 75)
     #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_GET_TPS, value_name = "TPS")]
     pub get_tps: f64,
 
@@ -138,8 +138,17 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     let session = HsmSession::connect(&g.connect_options())?;
     let out_dir = common.out_dir.clone();
     let json = g.json;
+    // One device is paced like a batch: after a throttle its buckets slow down too.
+    let aws_opts = crate::pca::aws::AwsOptions {
+        shaper: Some(crate::pca::ratelimit::Shaper::new(crate::pca::ratelimit::RateLimits {
+            issue_tps: a.issue_tps,
+            get_tps: a.get_tps,
+            ..Default::default()
+        })?),
+        ..a.aws.options()
+    };
     let p = block_on(async {
-        let clients = AwsClients::load(&a.aws.options()).await?;
+        let clients = AwsClients::load(&aws_opts).await?;
         let issuer = Issuer::new(&clients, &a.aws.table, &ca, opts).await?;
         let mut keys = SessionKeys(&session);
         let mut say = |s: &Step| {

@@ -160,6 +160,18 @@ impl Shaper {
         })
     }
 
+    /// Buckets at AWS's default quotas (what one device, or a command other than a batch, uses).
+    pub fn at_default_quotas() -> Self {
+        let l = RateLimits::default();
+        let mut m = HashMap::new();
+        m.insert("IssueCertificate", Bucket::new(l.issue_tps));
+        m.insert("GetCertificate", Bucket::new(l.get_tps));
+        m.insert("RevokeCertificate", Bucket::new(l.revoke_tps));
+        Shaper {
+            buckets: Arc::new(Mutex::new(m)),
+        }
+    }
+
     fn with<R>(&self, op: &str, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
         let mut g = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         g.get_mut(op).map(f)
@@ -206,7 +218,7 @@ impl Shaper {
 }
 
 /// The HTTP client the SDK would install by default (its own default plugin, latest behavior).
-fn default_http_client() -> Option<SharedHttpClient> {
+pub(crate) fn default_http_client() -> Option<SharedHttpClient> {
     use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
     use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
