@@ -113,7 +113,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     if a.retry_failed {
         // clap drops `requires` when the required argument conflicts with one given (--device-id).
-        usage_exit(Error::input("--retry-failed needs --manifest"));
+        return Err(Error::Usage("--retry-failed needs --manifest".into()));
     }
     let common = IssueCommon {
         ca_arn: a.ca_arn.clone(),
@@ -177,11 +177,31 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     )
 }
 
-/// Exits with status 2 after a one-line error: usage and manifest errors, before anything ran.
-fn usage_exit(e: Error) -> ! {
-    eprintln!("error: {}", e.one_line());
-    std::process::exit(2)
+/// A usage or manifest error, found before anything ran (the CLI exits with status 2).
+fn usage(e: Error) -> Error {
+    Error::Usage(e.one_line())
 }
+
+/// Ends the process at once with status 130 (second Ctrl-C), after flushing stdout and stderr.
+///
+/// `_exit` rather than `std::process::exit` (or returning to `main`): `exit` runs the C exit
+/// handlers, and SoftHSM's tear down the module under any PKCS#11 call still running in a worker
+/// thread (SIGSEGV, and a half-made key object on the token). The workers are halted first
+/// ([`HsmPool::halt`]), so no PKCS#11 call is running here; `_exit` also skips everything else a
+/// normal exit would do with the runtime still busy. What is lost is only what a rerun resumes:
+/// the registry and the token are left as after a crash between two steps.
+fn exit_now_interrupted() -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes no pointers and never returns; it ends the process without running
+    // exit handlers, which is the point (see above).
+    unsafe { libc::_exit(130) }
+}
+
+/// How long a second Ctrl-C waits for the HSM jobs in progress (a key generation, a CSR
+/// signature: milliseconds on SoftHSM2) before ending the process anyway.
+const HALT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `provision --manifest FILE`: batch provisioning (see [`crate::pca::batch`]).
 fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
@@ -197,12 +217,12 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     use crate::pca::validity::ValiditySpec;
 
     // 1. Everything local, before the HSM or AWS: exit 2 on any error.
-    let ca = CaArn::parse(&a.ca_arn).unwrap_or_else(|e| usage_exit(e));
-    let validity = ValiditySpec::parse(&a.validity).unwrap_or_else(|e| usage_exit(e));
-    let curve = crate::hsm::ec::Curve::parse(&a.curve).unwrap_or_else(|e| usage_exit(e));
+    let ca = CaArn::parse(&a.ca_arn).map_err(usage)?;
+    let validity = ValiditySpec::parse(&a.validity).map_err(usage)?;
+    let curve = crate::hsm::ec::Curve::parse(&a.curve).map_err(usage)?;
     if let Some(d) = &a.out_dir {
         if !d.is_dir() {
-            usage_exit(Error::input(format!(
+            return Err(Error::Usage(format!(
                 "--out-dir {} is not a directory",
                 d.display()
             )));
@@ -213,8 +233,8 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         get_tps: a.get_tps,
         ..RateLimits::default()
     };
-    let shaper = Shaper::new(limits).unwrap_or_else(|e| usage_exit(e));
-    let info = crate::pca::manifest::validate(&manifest).unwrap_or_else(|e| usage_exit(e));
+    let shaper = Shaper::new(limits).map_err(usage)?;
+    let info = crate::pca::manifest::validate(&manifest).map_err(usage)?;
     let concurrency = usize::from(a.concurrency);
     let in_flight = match a.in_flight {
         Some(n) => usize::from(n),
@@ -259,7 +279,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         ..a.aws.options()
     };
     let res = block_on(async {
-        let (stop2, notify2) = (stop.clone(), notify.clone());
+        let (stop2, notify2, pool2) = (stop.clone(), notify.clone(), pool.clone());
         let signals = tokio::spawn(async move {
             let mut seen = 0;
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -270,7 +290,10 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
                     eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
                 } else {
                     eprintln!("second interrupt: exiting now; rerun the same command to resume");
-                    std::process::exit(130);
+                    if !pool2.halt(HALT_LIMIT) {
+                        eprintln!("warning: an HSM call did not end within {} s; exiting anyway", HALT_LIMIT.as_secs());
+                    }
+                    exit_now_interrupted();
                 }
             }
         });
@@ -301,7 +324,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         print_bytes(summary_text(&s).as_bytes())?;
     }
     if s.interrupted {
-        std::process::exit(130);
+        return Err(Error::Interrupted);
     }
     if let Some(why) = &s.stopped {
         return Err(Error::Other(format!(
