@@ -280,22 +280,23 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     };
     let res = block_on(async {
         let (stop2, notify2, pool2) = (stop.clone(), notify.clone(), pool.clone());
+        // One SIGINT stream for the whole run: a second signal is never lost between two waits.
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::io("cannot handle SIGINT", e))?;
         let signals = tokio::spawn(async move {
-            let mut seen = 0;
-            while tokio::signal::ctrl_c().await.is_ok() {
-                seen += 1;
-                if seen == 1 {
-                    stop2.store(true, Ordering::SeqCst);
-                    notify2.notify_one();
-                    eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
-                } else {
-                    eprintln!("second interrupt: exiting now; rerun the same command to resume");
-                    if !pool2.halt(HALT_LIMIT) {
-                        eprintln!("warning: an HSM call did not end within {} s; exiting anyway", HALT_LIMIT.as_secs());
-                    }
-                    exit_now_interrupted();
-                }
+            sigint.recv().await;
+            stop2.store(true, Ordering::SeqCst);
+            notify2.notify_one();
+            eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
+            sigint.recv().await;
+            eprintln!("second interrupt: exiting now; rerun the same command to resume");
+            if !pool2.halt(HALT_LIMIT) {
+                eprintln!(
+                    "warning: an HSM call did not end within {} s; exiting anyway",
+                    HALT_LIMIT.as_secs()
+                );
             }
+            exit_now_interrupted();
         });
         let r = async {
             let clients = AwsClients::load(&aws_opts).await?;
