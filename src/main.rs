@@ -50,10 +50,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let mut line = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let subs: Vec<&str> = cmd
-                .get_subcommands()
-                .map(clap::Command::get_name)
-                .collect();
+            let subs: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
             format!("'{path}' needs a command: {}", subs.join(", "))
         }
         ErrorKind::MissingRequiredArgument => match e.get(ContextKind::InvalidArg) {
@@ -68,7 +65,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid command line");
-            first.strip_prefix("error: ").unwrap_or(first).trim().to_string()
+            first
+                .strip_prefix("error: ")
+                .unwrap_or(first)
+                .trim()
+                .to_string()
         }
     };
     for kind in [

@@ -12,19 +12,58 @@ fn hsm_demo() -> Command {
 #[test]
 fn usage_errors_are_one_error_line_and_a_help_hint_with_exit_2() {
     let cases: &[(&[&str], &str, &str)] = &[
-        (&["provision", "--bogus"], "'--bogus'", "hsm-demo provision --help"),
-        (&["provison"], "did you mean 'provision'?", "hsm-demo --help"),
         (
-            &["provision", "--ca-arn", "x", "--device-id", "d", "--concurrency", "0"],
+            &["provision", "--bogus"],
+            "'--bogus'",
+            "hsm-demo provision --help",
+        ),
+        (
+            &["provison"],
+            "did you mean 'provision'?",
+            "hsm-demo --help",
+        ),
+        (
+            &[
+                "provision",
+                "--ca-arn",
+                "x",
+                "--device-id",
+                "d",
+                "--concurrency",
+                "0",
+            ],
             "'--concurrency <N>'",
             "hsm-demo provision --help",
         ),
-        (&["provision"], "missing required arguments: --ca-arn", "hsm-demo provision --help"),
-        (&["pca", "issue", "--ca-arn", "x"], "--device-id <ID>, --csr <FILE>", "hsm-demo pca issue --help"),
-        (&["pca"], "'hsm-demo pca' needs a command: csr, issue", "hsm-demo pca --help"),
-        (&[], "'hsm-demo' needs a command: list-slots", "hsm-demo --help"),
         (
-            &["provision", "--ca-arn", "x", "--device-id", "d", "--retry-failed"],
+            &["provision"],
+            "missing required arguments: --ca-arn",
+            "hsm-demo provision --help",
+        ),
+        (
+            &["pca", "issue", "--ca-arn", "x"],
+            "--device-id <ID>, --csr <FILE>",
+            "hsm-demo pca issue --help",
+        ),
+        (
+            &["pca"],
+            "'hsm-demo pca' needs a command: csr, issue",
+            "hsm-demo pca --help",
+        ),
+        (
+            &[],
+            "'hsm-demo' needs a command: list-slots",
+            "hsm-demo --help",
+        ),
+        (
+            &[
+                "provision",
+                "--ca-arn",
+                "x",
+                "--device-id",
+                "d",
+                "--retry-failed",
+            ],
             "--retry-failed needs --manifest",
             "",
         ),
@@ -39,7 +78,11 @@ fn usage_errors_are_one_error_line_and_a_help_hint_with_exit_2() {
             assert_eq!(lines.len(), 1, "{args:?}: {err}");
         } else {
             assert_eq!(lines.len(), 2, "{args:?}: {err}");
-            assert_eq!(lines[1], format!("For more information, try '{hint}'."), "{args:?}");
+            assert_eq!(
+                lines[1],
+                format!("For more information, try '{hint}'."),
+                "{args:?}"
+            );
         }
         assert!(a.get_output().stdout.is_empty(), "{args:?}");
     }

@@ -81,7 +81,14 @@ fn a_call_throttled_for_its_whole_budget_fails_naming_the_budget_and_leaves_noth
     );
     let a = env
         .cmd()
-        .args(["-v", "provision", "--ca-arn", env.ca(), "--device-id", "thr-x"])
+        .args([
+            "-v",
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--device-id",
+            "thr-x",
+        ])
         .args(["--retry-budget-secs", "3"])
         .assert()
         .failure()
@@ -130,7 +137,14 @@ fn an_endpoint_that_never_answers_fails_after_the_attempt_timeout_with_a_waiting
     let endpoint = silent_endpoint();
     let t0 = std::time::Instant::now();
     let a = aws_cmd(&endpoint)
-        .args(["pca", "list", "--attempt-timeout-secs", "7", "--retry-budget-secs", "1"])
+        .args([
+            "pca",
+            "list",
+            "--attempt-timeout-secs",
+            "7",
+            "--retry-budget-secs",
+            "1",
+        ])
         .timeout(std::time::Duration::from_secs(120))
         .assert()
         .failure()
@@ -139,13 +153,16 @@ fn an_endpoint_that_never_answers_fails_after_the_attempt_timeout_with_a_waiting
     let err = stderr_of(&a);
     let lines: Vec<&str> = err.lines().collect();
     assert!(
-        lines.iter().any(|l| l.starts_with("waiting: no answer from ")
-            && l.contains(&endpoint)),
+        lines
+            .iter()
+            .any(|l| l.starts_with("waiting: no answer from ") && l.contains(&endpoint)),
         "no waiting line: {err}"
     );
     let last = lines.last().copied().unwrap_or_default();
     assert!(
-        last.starts_with("error: DynamoDB") && last.contains("no answer from") && last.contains(&endpoint),
+        last.starts_with("error: DynamoDB")
+            && last.contains("no answer from")
+            && last.contains(&endpoint),
         "{err}"
     );
     assert!(!last.contains("cannot reach"), "{err}");

@@ -23,11 +23,20 @@ const RUNS: usize = 20;
 fn unlabelled_objects(env: &PcaEnv) -> (usize, Vec<String>) {
     let t = &env.token;
     let mut c = t.tool("pkcs11-tool");
-    c.arg("--module")
-        .arg(t.kind.module_path())
-        .args(["--token-label", &t.label, "--login", "--pin", &t.pin, "--list-objects"]);
+    c.arg("--module").arg(t.kind.module_path()).args([
+        "--token-label",
+        &t.label,
+        "--login",
+        "--pin",
+        &t.pin,
+        "--list-objects",
+    ]);
     let out = c.output().expect("pkcs11-tool");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut objects: Vec<(String, bool)> = Vec::new();
     for line in text.lines() {
@@ -87,9 +96,9 @@ fn a_second_ctrl_c_exits_130_every_time_and_leaves_no_unlabelled_object() {
         let mut stderr_seen = Vec::new();
         // 1. A device is reported: the workers are generating keys.
         loop {
-            let (is_out, l) = rx.recv().unwrap_or_else(|_| {
-                panic!("run {run}: ended before any device: {stderr_seen:?}")
-            });
+            let (is_out, l) = rx
+                .recv()
+                .unwrap_or_else(|_| panic!("run {run}: ended before any device: {stderr_seen:?}"));
             if is_out {
                 break;
             }
@@ -98,9 +107,9 @@ fn a_second_ctrl_c_exits_130_every_time_and_leaves_no_unlabelled_object() {
         sigint(pid);
         // 2. The first interrupt is acknowledged; devices in flight still get keys.
         loop {
-            let (is_out, l) = rx.recv().unwrap_or_else(|_| {
-                panic!("run {run}: no interrupt line: {stderr_seen:?}")
-            });
+            let (is_out, l) = rx
+                .recv()
+                .unwrap_or_else(|_| panic!("run {run}: no interrupt line: {stderr_seen:?}"));
             if !is_out {
                 let ack = l.starts_with("interrupt: no new devices");
                 stderr_seen.push(l);

@@ -140,11 +140,13 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     let json = g.json;
     // One device is paced like a batch: after a throttle its buckets slow down too.
     let aws_opts = crate::pca::aws::AwsOptions {
-        shaper: Some(crate::pca::ratelimit::Shaper::new(crate::pca::ratelimit::RateLimits {
-            issue_tps: a.issue_tps,
-            get_tps: a.get_tps,
-            ..Default::default()
-        })?),
+        shaper: Some(crate::pca::ratelimit::Shaper::new(
+            crate::pca::ratelimit::RateLimits {
+                issue_tps: a.issue_tps,
+                get_tps: a.get_tps,
+                ..Default::default()
+            },
+        )?),
         ..a.aws.options()
     };
     let p = block_on(async {
@@ -205,11 +207,11 @@ const HALT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `provision --manifest FILE`: batch provisioning (see [`crate::pca::batch`]).
 fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     use crate::pca::aws::AwsOptions;
-    use crate::pca::batch::{run_batch, summary_text, BatchOptions};
+    use crate::pca::batch::{run_batch, BatchOptions};
     use crate::pca::hsm_pool::HsmPool;
     use crate::pca::ids::CaArn;
     use crate::pca::issue::IssueOptions;
@@ -279,25 +281,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         ..a.aws.options()
     };
     let res = block_on(async {
-        let (stop2, notify2, pool2) = (stop.clone(), notify.clone(), pool.clone());
-        // One SIGINT stream for the whole run: a second signal is never lost between two waits.
-        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| Error::io("cannot handle SIGINT", e))?;
-        let signals = tokio::spawn(async move {
-            sigint.recv().await;
-            stop2.store(true, Ordering::SeqCst);
-            notify2.notify_one();
-            eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
-            sigint.recv().await;
-            eprintln!("second interrupt: exiting now; rerun the same command to resume");
-            if !pool2.halt(HALT_LIMIT) {
-                eprintln!(
-                    "warning: an HSM call did not end within {} s; exiting anyway",
-                    HALT_LIMIT.as_secs()
-                );
-            }
-            exit_now_interrupted();
-        });
+        let signals = interrupt_handler(stop.clone(), notify.clone(), pool.clone())?;
         let r = async {
             let clients = AwsClients::load(&aws_opts).await?;
             run_batch(
@@ -318,11 +302,44 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     // Workers end (sessions close) before the module is finalised with the main session.
     drop(pool);
     drop(main);
-    let s = res?;
+    batch_outcome(&res?, g)
+}
+
+/// Handles Ctrl-C during a batch: the first stops new devices (`stop`, `notify`), the second
+/// halts the HSM workers between PKCS#11 calls and ends the process with 130 at once.
+fn interrupt_handler(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    pool: std::sync::Arc<crate::pca::hsm_pool::HsmPool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // One SIGINT stream for the whole run: a second signal is never lost between two waits.
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot handle SIGINT", e))?;
+    Ok(tokio::spawn(async move {
+        sigint.recv().await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        notify.notify_one();
+        eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
+        sigint.recv().await;
+        eprintln!("second interrupt: exiting now; rerun the same command to resume");
+        if !pool.halt(HALT_LIMIT) {
+            eprintln!(
+                "warning: an HSM call did not end within {} s; exiting anyway",
+                HALT_LIMIT.as_secs()
+            );
+        }
+        exit_now_interrupted();
+    }))
+}
+
+/// Prints the batch summary and turns it into the command's outcome (exit decided in main).
+fn batch_outcome(s: &crate::pca::batch::Summary, g: &Global) -> Result<()> {
+    use crate::pca::batch::summary_text;
     if g.json {
         print_bytes(format!("{}\n", serde_json::json!({ "summary": s })).as_bytes())?;
     } else {
-        print_bytes(summary_text(&s).as_bytes())?;
+        print_bytes(summary_text(s).as_bytes())?;
     }
     if s.interrupted {
         return Err(Error::Interrupted);

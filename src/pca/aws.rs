@@ -18,11 +18,11 @@
 //!
 //! So [`RetryBudget`] (an interceptor) decides before the strategy does, per call: throttling
 //! errors (every code the SDK classifies as throttling: `ThrottlingException`,
-//! `ProvisionedThroughputExceededException`…) and slow responses (attempt timeouts, stalled
-//! transfers, dropped connections) are retried until [`AwsOptions::retry_budget`] has passed
-//! since the call began (`--retry-budget-secs`, default 60 s), with capped exponential backoff
-//! (100 ms doubling to 5 s) and full jitter; 5xx and other retryable errors get
-//! [`AwsOptions::max_attempts`] attempts. It hands the standard strategy a one-attempt-more (or
+//! `ProvisionedThroughputExceededException`…) and answers that do not come in time (attempt
+//! timeouts, stalled transfers, responses cut short) are retried until
+//! [`AwsOptions::retry_budget`] has passed since the call began (`--retry-budget-secs`, default
+//! 60 s), with capped exponential backoff (100 ms doubling to 5 s) and full jitter; 5xx, refused
+//! or reset connections and other retryable errors get [`AwsOptions::max_attempts`] attempts. It hands the standard strategy a one-attempt-more (or
 //! no-more) retry configuration whose backoff is the cap it chose, and the retry quota is
 //! disabled (an unlimited token bucket). A call still throttled, or still unanswered, when the
 //! budget is spent fails with a message that says so; a line on stderr reports any call that has
@@ -306,10 +306,22 @@ pub enum RetryClass {
 }
 
 impl RetryClass {
-    fn of(kind: ErrorKind) -> Self {
+    /// Throttling codes and no-timely-answer failures (attempt timeout, connect or stalled-stream
+    /// timeout, a response cut short) wait within the budget; a refused or reset connection, a
+    /// 5xx, anything else retryable counts attempts.
+    fn of(kind: ErrorKind, ctx: &InterceptorContext) -> Self {
+        let slow = || {
+            ctx.output_or_error()
+                .and_then(std::result::Result::err)
+                .is_some_and(|e| {
+                    e.is_timeout_error()
+                        || e.is_response_error()
+                        || e.as_connector_error().is_some_and(|c| c.is_timeout())
+                })
+        };
         match kind {
             ErrorKind::ThrottlingError => RetryClass::Throttled,
-            ErrorKind::TransientError => RetryClass::Slow,
+            ErrorKind::TransientError if slow() => RetryClass::Slow,
             _ => RetryClass::Counted,
         }
     }
@@ -319,7 +331,13 @@ impl RetryRules {
     /// The backoff cap before the next attempt, or `None` when this call must give up.
     /// `slow`/`other` are the retries of each class so far; `elapsed` the time since the call
     /// began.
-    pub fn next(&self, class: RetryClass, slow: u32, other: u32, elapsed: Duration) -> Option<Duration> {
+    pub fn next(
+        &self,
+        class: RetryClass,
+        slow: u32,
+        other: u32,
+        elapsed: Duration,
+    ) -> Option<Duration> {
         let (n, left) = match class {
             RetryClass::Throttled | RetryClass::Slow => {
                 if elapsed >= self.budget {
@@ -408,7 +426,7 @@ impl Intercept for RetryBudget {
             return Ok(());
         };
         let attempts = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
-        let class = RetryClass::of(kind);
+        let class = RetryClass::of(kind, ctx.inner());
         let elapsed = clock.start.elapsed();
         let next = self.rules.next(class, clock.slow, clock.other, elapsed);
         match class {
@@ -707,9 +725,13 @@ fn credentials_error(e: &(dyn StdError + 'static)) -> Option<String> {
     while let Some(c) = cur {
         if let Some(ce) = c.downcast_ref::<CredentialsError>() {
             let what = match ce {
-                CredentialsError::CredentialsNotLoaded(_) => "the SDK's credential chain found none",
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    "the SDK's credential chain found none"
+                }
                 CredentialsError::ProviderTimedOut(_) => "the credentials provider timed out",
-                CredentialsError::InvalidConfiguration(_) => "the credentials configuration is invalid",
+                CredentialsError::InvalidConfiguration(_) => {
+                    "the credentials configuration is invalid"
+                }
                 _ => "the credentials provider failed",
             };
             let detail = root_cause(c).unwrap_or_else(|| c.to_string());
@@ -727,4 +749,106 @@ fn root_cause(e: &(dyn StdError + 'static)) -> Option<String> {
         cur = next;
     }
     Some(cur.to_string().replace(['\n', '\r'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn rules() -> RetryRules {
+        RetryRules {
+            max_attempts: 3,
+            budget: Duration::from_secs(60),
+            initial: 100 * MS,
+            max: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn throttling_waits_double_up_to_the_cap_within_the_time_budget_not_an_attempt_count() {
+        let r = rules();
+        let caps: Vec<Duration> = (0..8)
+            .map(|n| r.next(RetryClass::Throttled, n, 0, Duration::ZERO).unwrap())
+            .collect();
+        let want: Vec<Duration> = [100, 200, 400, 800, 1600, 3200, 5000, 5000]
+            .iter()
+            .map(|&m| m * MS)
+            .collect();
+        assert_eq!(caps, want);
+        // Far more retries than max_attempts while the budget lasts, none once it is spent.
+        assert!(r
+            .next(RetryClass::Throttled, 40, 0, Duration::from_secs(59))
+            .is_some());
+        assert_eq!(
+            r.next(RetryClass::Slow, 3, 0, Duration::from_secs(60)),
+            None
+        );
+        // The last wait never reaches past the budget.
+        let last = r.next(RetryClass::Slow, 9, 0, Duration::from_millis(59_700));
+        assert_eq!(last, Some(300 * MS));
+        // A huge retry count does not overflow.
+        assert_eq!(
+            r.next(RetryClass::Throttled, 400, 0, Duration::ZERO),
+            Some(r.max)
+        );
+    }
+
+    #[test]
+    fn server_errors_count_attempts_separately() {
+        let r = rules();
+        assert_eq!(
+            r.next(RetryClass::Counted, 50, 0, Duration::ZERO),
+            Some(100 * MS)
+        );
+        assert_eq!(
+            r.next(RetryClass::Counted, 0, 1, Duration::ZERO),
+            Some(200 * MS)
+        );
+        assert_eq!(
+            r.next(RetryClass::Counted, 0, 2, Duration::ZERO),
+            None,
+            "3 attempts in all"
+        );
+        // Attempts are not limited by time.
+        assert!(r
+            .next(RetryClass::Counted, 0, 0, Duration::from_secs(600))
+            .is_some());
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked() {
+        for ok in [
+            "http://127.0.0.1:4566",
+            "https://acm-pca.us-east-1.amazonaws.com",
+            "http://localhost:4566/",
+            "http://[::1]:4566",
+        ] {
+            assert!(check_endpoint_url("X", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "not a url",
+            "ftp://h",
+            "http://",
+            "http://a b",
+            "127.0.0.1:4566",
+        ] {
+            let e = check_endpoint_url("AWS_ENDPOINT_URL", bad)
+                .unwrap_err()
+                .one_line();
+            assert!(
+                e.starts_with(&format!("AWS_ENDPOINT_URL={bad:?} is not")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_codes() {
+        assert!(is_throttling_code("ThrottlingException"));
+        assert!(is_throttling_code("ProvisionedThroughputExceededException"));
+        assert!(!is_throttling_code("LimitExceededException"));
+        assert!(!is_throttling_code("MalformedCSRException"));
+    }
 }
