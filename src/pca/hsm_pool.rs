@@ -283,3 +283,36 @@ impl DeviceKeys for PoolKeys<'_> {
         self.0.csr(req, never_claimed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halting_waits_for_the_job_inside_and_keeps_new_ones_out() {
+        let gate = Arc::new(Gate::default());
+        // Nobody inside: drained at once.
+        assert!(Gate::default().close_and_drain(Duration::ZERO));
+        let inside = gate.enter();
+        // A job inside and a limit that passes first: not drained.
+        assert!(!gate.close_and_drain(Duration::from_millis(20)));
+        // The job ends while the halt waits: drained.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let g2 = gate.clone();
+        let waiter = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            g2.close_and_drain(Duration::from_secs(600))
+        });
+        rx.recv().unwrap();
+        drop(inside);
+        assert!(waiter.join().unwrap());
+        // A new job after the halt never gets in.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let g3 = gate.clone();
+        std::thread::spawn(move || {
+            let _in = g3.enter();
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    }
+}
