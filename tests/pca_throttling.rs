@@ -213,3 +213,69 @@ fn a_malformed_endpoint_url_is_named_in_one_line() {
         assert!(!err.contains("amazonaws.com:"), "{err}");
     }
 }
+
+/// A TCP listener that answers every request with HTTP headers and one byte of a longer body,
+/// then stalls (keeps the connection open).
+fn stalling_endpoint() -> String {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            let mut s2 = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut seen = Vec::new();
+                while let Ok(n) = s2.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let _ = s2.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 1000\r\n\r\n{",
+                );
+                let _ = s2.flush();
+                while matches!(s2.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            held.push(s);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_stalled_answer_is_retried_within_the_budget_and_reported_as_stalled() {
+    let endpoint = stalling_endpoint();
+    let a = aws_cmd(&endpoint)
+        .args([
+            "pca",
+            "list",
+            "--retry-budget-secs",
+            "8",
+            "--attempt-timeout-secs",
+            "60",
+        ])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .failure()
+        .code(1);
+    let err = stderr_of(&a);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("waiting: DynamoDB Scan at ") && l.contains("no timely answer")),
+        "the stall was not retried with a waiting line: {err}"
+    );
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(
+        last.starts_with("error: DynamoDB Scan: the answer from ") && last.contains("stalled"),
+        "{err}"
+    );
+    assert!(!last.contains("cannot reach"), "{err}");
+}

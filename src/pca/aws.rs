@@ -668,7 +668,7 @@ where
             service.name()
         )),
         SdkError::ResponseError(_) => Error::Aws(format!(
-            "{} {op}: unreadable response from {endpoint}: {}",
+            "{} {op}: the answer from {endpoint} stalled or could not be read (retried until the retry budget ran out): {}",
             service.name(),
             root_cause(&e).unwrap_or_default()
         )),
