@@ -2,13 +2,16 @@
 //! (IssueCertificate, GetCertificate, RevokeCertificate — AWS's per-account quotas, REFERENCE §3),
 //! with additive-increase / multiplicative-decrease when the service throttles anyway.
 //!
+//! Every AWS command installs it (`provision` for one device and `--manifest` at `--issue-tps` /
+//! `--get-tps`, the other commands at AWS's default quotas), so one device is paced like a batch.
+//!
 //! How it plugs in: [`Shaper::install`] wraps the ACM PCA client's HTTP client, so *every attempt*
 //! of a shaped operation — first tries, the SDK's retries and the `certificate_issued` waiter's
 //! polls alike — waits for its slot before it is sent (the operation is read from the
 //! `X-Amz-Target` header). An interceptor watches the responses: a `ThrottlingException` cuts that
 //! operation's rate to 70 % (never below 10 % of the quota); each success adds back 2 % of the
-//! quota. The throttled call itself is retried by the SDK's standard strategy (exponential backoff
-//! with full jitter), so throttling never reaches the user unless it outlasts every attempt.
+//! quota. The throttled call itself is retried within the retry budget ([`crate::pca::aws`]), so
+//! throttling never reaches the user unless it outlasts the budget.
 //!
 //! Why not the SDK's *adaptive* retry mode alone: its client rate limiter is per retry partition
 //! (one rate for the whole ACM PCA client), so throttled IssueCertificate calls would also slow
@@ -151,22 +154,19 @@ impl Shaper {
     /// Buckets at `limits`.
     pub fn new(limits: RateLimits) -> Result<Self> {
         limits.validate()?;
+        Ok(Self::from_valid(limits))
+    }
+
+    /// Buckets at AWS's default quotas (what commands without rate flags use).
+    pub fn at_default_quotas() -> Self {
+        Self::from_valid(RateLimits::default())
+    }
+
+    fn from_valid(limits: RateLimits) -> Self {
         let mut m = HashMap::new();
         m.insert("IssueCertificate", Bucket::new(limits.issue_tps));
         m.insert("GetCertificate", Bucket::new(limits.get_tps));
         m.insert("RevokeCertificate", Bucket::new(limits.revoke_tps));
-        Ok(Shaper {
-            buckets: Arc::new(Mutex::new(m)),
-        })
-    }
-
-    /// Buckets at AWS's default quotas (what one device, or a command other than a batch, uses).
-    pub fn at_default_quotas() -> Self {
-        let l = RateLimits::default();
-        let mut m = HashMap::new();
-        m.insert("IssueCertificate", Bucket::new(l.issue_tps));
-        m.insert("GetCertificate", Bucket::new(l.get_tps));
-        m.insert("RevokeCertificate", Bucket::new(l.revoke_tps));
         Shaper {
             buckets: Arc::new(Mutex::new(m)),
         }
