@@ -177,6 +177,14 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+
+    /// A usage or manifest error found before anything ran: the CLI exits with status 2.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The run was interrupted (Ctrl-C) after its summary was printed: the CLI exits with 130.
+    #[error("interrupted: rerun the same command to resume")]
+    Interrupted,
 }
 
 impl Error {

@@ -72,9 +72,17 @@ pub struct AwsArgs {
     #[arg(long, env = "HSM_DEMO_TABLE", default_value = DEFAULT_TABLE, value_name = "NAME")]
     pub table: String,
 
-    /// Attempts per AWS call (standard retry mode: exponential backoff with jitter on throttling, 5xx, dropped connections)
+    /// Attempts per AWS call on 5xx and other server errors (exponential backoff with jitter)
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
+
+    /// Seconds one AWS call keeps retrying while throttled, timed out or stalled (capped exponential backoff with jitter)
+    #[arg(long, env = "HSM_DEMO_RETRY_BUDGET_SECS", default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub retry_budget_secs: u64,
+
+    /// Seconds one attempt of an AWS call may take before it is retried (or fails)
+    #[arg(long, default_value_t = 20, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub attempt_timeout_secs: u64,
 }
 
 impl AwsArgs {
@@ -82,6 +90,8 @@ impl AwsArgs {
     pub fn options(&self) -> AwsOptions {
         AwsOptions {
             max_attempts: self.max_attempts,
+            retry_budget: Duration::from_secs(self.retry_budget_secs),
+            attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
             ..AwsOptions::default()
         }
     }

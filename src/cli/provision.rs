@@ -28,7 +28,7 @@ Fleets (--manifest): the whole manifest is validated first (malformed line, dupl
 unknown template, empty: one-line error naming the line, exit 2, nothing issued). Keys and CSRs
 are made by --concurrency HSM sessions; IssueCertificate and GetCertificate are paced by token
 buckets at --issue-tps / --get-tps and slowed further when AWS throttles (throttled calls are
-retried, never reported). Progress: a bar on a terminal, a line every 10 s otherwise; then a
+retried for up to --retry-budget-secs, never reported). Progress: a bar on a terminal, a line every 10 s otherwise; then a
 summary. --json: one JSON object per device on stdout, then {\"summary\": {...}}. A failed device
 does not stop the batch; it gets a FAILED marker in the registry, and --retry-failed reruns only
 those. Rerun after Ctrl-C, a crash or a failure to resume: recorded devices are skipped, nothing
@@ -85,11 +85,11 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// --manifest: client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
+    /// Client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
     #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_ISSUE_TPS, value_name = "TPS")]
     pub issue_tps: f64,
 
-    /// --manifest: client-side limit on GetCertificate requests per second (AWS's default quota: 75)
+    /// Client-side limit on GetCertificate requests per second (AWS's default quota: 75)
     #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_GET_TPS, value_name = "TPS")]
     pub get_tps: f64,
 
@@ -113,7 +113,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     if a.retry_failed {
         // clap drops `requires` when the required argument conflicts with one given (--device-id).
-        usage_exit(Error::input("--retry-failed needs --manifest"));
+        return Err(Error::Usage("--retry-failed needs --manifest".into()));
     }
     let common = IssueCommon {
         ca_arn: a.ca_arn.clone(),
@@ -139,8 +139,19 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     let mut keys = SessionKeys::new(&session)?;
     let out_dir = common.out_dir.clone();
     let json = g.json;
+    // One device is paced like a batch: after a throttle its buckets slow down too.
+    let aws_opts = crate::pca::aws::AwsOptions {
+        shaper: Some(crate::pca::ratelimit::Shaper::new(
+            crate::pca::ratelimit::RateLimits {
+                issue_tps: a.issue_tps,
+                get_tps: a.get_tps,
+                ..Default::default()
+            },
+        )?),
+        ..a.aws.options()
+    };
     let p = block_on(async {
-        let clients = AwsClients::load(&a.aws.options()).await?;
+        let clients = AwsClients::load(&aws_opts).await?;
         let issuer = Issuer::new(&clients, &a.aws.table, &ca, opts).await?;
         let mut say = |s: &Step| {
             if !json {
@@ -168,19 +179,39 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     )
 }
 
-/// Exits with status 2 after a one-line error: usage and manifest errors, before anything ran.
-fn usage_exit(e: Error) -> ! {
-    eprintln!("error: {}", e.one_line());
-    std::process::exit(2)
+/// A usage or manifest error, found before anything ran (the CLI exits with status 2).
+fn usage(e: Error) -> Error {
+    Error::Usage(e.one_line())
 }
+
+/// Ends the process at once with status 130 (second Ctrl-C), after flushing stdout and stderr.
+///
+/// `_exit` rather than `std::process::exit` (or returning to `main`): `exit` runs the C exit
+/// handlers, and SoftHSM's tear down the module under any PKCS#11 call still running in a worker
+/// thread (SIGSEGV, and a half-made key object on the token). The workers are halted first
+/// ([`HsmPool::halt`]), so no PKCS#11 call is running here; `_exit` also skips everything else a
+/// normal exit would do with the runtime still busy. What is lost is only what a rerun resumes:
+/// the registry and the token are left as after a crash between two steps.
+fn exit_now_interrupted() -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes no pointers and never returns; it ends the process without running
+    // exit handlers, which is the point (see above).
+    unsafe { libc::_exit(130) }
+}
+
+/// How long a second Ctrl-C waits for the HSM jobs in progress (a key generation, a CSR
+/// signature: milliseconds on SoftHSM2) before ending the process anyway.
+const HALT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `provision --manifest FILE`: batch provisioning (see [`crate::pca::batch`]).
 fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     use crate::pca::aws::AwsOptions;
-    use crate::pca::batch::{run_batch, summary_text, BatchOptions};
+    use crate::pca::batch::{run_batch, BatchOptions};
     use crate::pca::hsm_pool::HsmPool;
     use crate::pca::ids::CaArn;
     use crate::pca::issue::IssueOptions;
@@ -188,12 +219,12 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     use crate::pca::validity::ValiditySpec;
 
     // 1. Everything local, before the HSM or AWS: exit 2 on any error.
-    let ca = CaArn::parse(&a.ca_arn).unwrap_or_else(|e| usage_exit(e));
-    let validity = ValiditySpec::parse(&a.validity).unwrap_or_else(|e| usage_exit(e));
-    let curve = crate::hsm::ec::Curve::parse(&a.curve).unwrap_or_else(|e| usage_exit(e));
+    let ca = CaArn::parse(&a.ca_arn).map_err(usage)?;
+    let validity = ValiditySpec::parse(&a.validity).map_err(usage)?;
+    let curve = crate::hsm::ec::Curve::parse(&a.curve).map_err(usage)?;
     if let Some(d) = &a.out_dir {
         if !d.is_dir() {
-            usage_exit(Error::input(format!(
+            return Err(Error::Usage(format!(
                 "--out-dir {} is not a directory",
                 d.display()
             )));
@@ -204,8 +235,8 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         get_tps: a.get_tps,
         ..RateLimits::default()
     };
-    let shaper = Shaper::new(limits).unwrap_or_else(|e| usage_exit(e));
-    let info = crate::pca::manifest::validate(&manifest).unwrap_or_else(|e| usage_exit(e));
+    let shaper = Shaper::new(limits).map_err(usage)?;
+    let info = crate::pca::manifest::validate(&manifest).map_err(usage)?;
     let concurrency = usize::from(a.concurrency);
     let in_flight = match a.in_flight {
         Some(n) => usize::from(n),
@@ -250,21 +281,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         ..a.aws.options()
     };
     let res = block_on(async {
-        let (stop2, notify2) = (stop.clone(), notify.clone());
-        let signals = tokio::spawn(async move {
-            let mut seen = 0;
-            while tokio::signal::ctrl_c().await.is_ok() {
-                seen += 1;
-                if seen == 1 {
-                    stop2.store(true, Ordering::SeqCst);
-                    notify2.notify_one();
-                    eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
-                } else {
-                    eprintln!("second interrupt: exiting now; rerun the same command to resume");
-                    std::process::exit(130);
-                }
-            }
-        });
+        let signals = interrupt_handler(stop.clone(), notify.clone(), pool.clone())?;
         let r = async {
             let clients = AwsClients::load(&aws_opts).await?;
             run_batch(
@@ -285,14 +302,47 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     // Workers end (sessions close) before the module is finalised with the main session.
     drop(pool);
     drop(main);
-    let s = res?;
+    batch_outcome(&res?, g)
+}
+
+/// Handles Ctrl-C during a batch: the first stops new devices (`stop`, `notify`), the second
+/// halts the HSM workers between PKCS#11 calls and ends the process with 130 at once.
+fn interrupt_handler(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    pool: std::sync::Arc<crate::pca::hsm_pool::HsmPool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // One SIGINT stream for the whole run: a second signal is never lost between two waits.
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot handle SIGINT", e))?;
+    Ok(tokio::spawn(async move {
+        sigint.recv().await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        notify.notify_one();
+        eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
+        sigint.recv().await;
+        eprintln!("second interrupt: exiting now; rerun the same command to resume");
+        if !pool.halt(HALT_LIMIT) {
+            eprintln!(
+                "warning: an HSM call did not end within {} s; exiting anyway",
+                HALT_LIMIT.as_secs()
+            );
+        }
+        exit_now_interrupted();
+    }))
+}
+
+/// Prints the batch summary and turns it into the command's outcome (exit decided in main).
+fn batch_outcome(s: &crate::pca::batch::Summary, g: &Global) -> Result<()> {
+    use crate::pca::batch::summary_text;
     if g.json {
         print_bytes(format!("{}\n", serde_json::json!({ "summary": s })).as_bytes())?;
     } else {
-        print_bytes(summary_text(&s).as_bytes())?;
+        print_bytes(summary_text(s).as_bytes())?;
     }
     if s.interrupted {
-        std::process::exit(130);
+        return Err(Error::Interrupted);
     }
     if let Some(why) = &s.stopped {
         return Err(Error::Other(format!(

@@ -2,13 +2,16 @@
 //! (IssueCertificate, GetCertificate, RevokeCertificate — AWS's per-account quotas, REFERENCE §3),
 //! with additive-increase / multiplicative-decrease when the service throttles anyway.
 //!
+//! Every AWS command installs it (`provision` for one device and `--manifest` at `--issue-tps` /
+//! `--get-tps`, the other commands at AWS's default quotas), so one device is paced like a batch.
+//!
 //! How it plugs in: [`Shaper::install`] wraps the ACM PCA client's HTTP client, so *every attempt*
 //! of a shaped operation — first tries, the SDK's retries and the `certificate_issued` waiter's
 //! polls alike — waits for its slot before it is sent (the operation is read from the
 //! `X-Amz-Target` header). An interceptor watches the responses: a `ThrottlingException` cuts that
 //! operation's rate to 70 % (never below 10 % of the quota); each success adds back 2 % of the
-//! quota. The throttled call itself is retried by the SDK's standard strategy (exponential backoff
-//! with full jitter), so throttling never reaches the user unless it outlasts every attempt.
+//! quota. The throttled call itself is retried within the retry budget ([`crate::pca::aws`]), so
+//! throttling never reaches the user unless it outlasts the budget.
 //!
 //! Why not the SDK's *adaptive* retry mode alone: its client rate limiter is per retry partition
 //! (one rate for the whole ACM PCA client), so throttled IssueCertificate calls would also slow
@@ -151,13 +154,22 @@ impl Shaper {
     /// Buckets at `limits`.
     pub fn new(limits: RateLimits) -> Result<Self> {
         limits.validate()?;
+        Ok(Self::from_valid(limits))
+    }
+
+    /// Buckets at AWS's default quotas (what commands without rate flags use).
+    pub fn at_default_quotas() -> Self {
+        Self::from_valid(RateLimits::default())
+    }
+
+    fn from_valid(limits: RateLimits) -> Self {
         let mut m = HashMap::new();
         m.insert("IssueCertificate", Bucket::new(limits.issue_tps));
         m.insert("GetCertificate", Bucket::new(limits.get_tps));
         m.insert("RevokeCertificate", Bucket::new(limits.revoke_tps));
-        Ok(Shaper {
+        Shaper {
             buckets: Arc::new(Mutex::new(m)),
-        })
+        }
     }
 
     fn with<R>(&self, op: &str, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
@@ -206,7 +218,7 @@ impl Shaper {
 }
 
 /// The HTTP client the SDK would install by default (its own default plugin, latest behavior).
-fn default_http_client() -> Option<SharedHttpClient> {
+pub(crate) fn default_http_client() -> Option<SharedHttpClient> {
     use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
     use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
