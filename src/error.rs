@@ -16,12 +16,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A PKCS#11 call returned an error code.
-    #[error("{call} failed: {code}: {hint}")]
+    #[error("{} failed: {}: {hint}", call_name(*function), ckr_name(*rv))]
     Pkcs11 {
-        /// The failing call, e.g. `C_Login`.
-        call: String,
-        /// The CKR code name, e.g. `CKR_PIN_INCORRECT`.
-        code: String,
+        /// The failing call, e.g. `Function::Login` (displayed as `C_Login`).
+        function: Function,
+        /// The return code, e.g. `RvError::PinIncorrect` (displayed as `CKR_PIN_INCORRECT`).
+        rv: RvError,
         /// What to do about it.
         hint: String,
     },
@@ -201,13 +201,27 @@ impl Error {
         Error::Input(msg.into())
     }
 
-    /// The CKR code name if this is a PKCS#11 failure (e.g. `CKR_PIN_INCORRECT`).
-    pub fn ckr(&self) -> Option<&str> {
+    /// The CKR code name if this is a PKCS#11 failure (e.g. `CKR_PIN_INCORRECT`), for display;
+    /// decisions use [`Self::rv`].
+    pub fn ckr(&self) -> Option<&'static str> {
+        self.rv().map(ckr_static_name)
+    }
+
+    /// The PKCS#11 return code if this is a PKCS#11 failure (the PIN variants included).
+    pub fn rv(&self) -> Option<RvError> {
         match self {
-            Error::Pkcs11 { code, .. } => Some(code),
-            Error::PinIncorrect { .. } => Some("CKR_PIN_INCORRECT"),
-            Error::PinLocked { .. } => Some("CKR_PIN_LOCKED"),
-            Error::PinNotInitialised { .. } => Some("CKR_USER_PIN_NOT_INITIALIZED"),
+            Error::Pkcs11 { rv, .. } => Some(*rv),
+            Error::PinIncorrect { .. } => Some(RvError::PinIncorrect),
+            Error::PinLocked { .. } => Some(RvError::PinLocked),
+            Error::PinNotInitialised { .. } => Some(RvError::UserPinNotInitialized),
+            _ => None,
+        }
+    }
+
+    /// The failing call and its return code if this is an [`Error::Pkcs11`].
+    pub fn pkcs11(&self) -> Option<(Function, RvError)> {
+        match self {
+            Error::Pkcs11 { function, rv, .. } => Some((*function, *rv)),
             _ => None,
         }
     }
@@ -250,6 +264,22 @@ pub fn ckr_name(rv: RvError) -> String {
             out
         }
     }
+}
+
+/// [`ckr_name`] with a `'static` lifetime: each distinct code is named once per process and kept
+/// (a bounded set: the PKCS#11 codes a module actually returned).
+fn ckr_static_name(rv: RvError) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<(RvError, &'static str)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, n)) = names.iter().find(|(r, _)| *r == rv) {
+        return n;
+    }
+    let n: &'static str = Box::leak(ckr_name(rv).into_boxed_str());
+    names.push((rv, n));
+    n
 }
 
 /// A hint of what to do for a CKR code returned by a call.
@@ -305,10 +335,10 @@ pub fn hint_for(call: Function, rv: RvError) -> &'static str {
 impl From<CkError> for Error {
     fn from(e: CkError) -> Self {
         match e {
-            CkError::Pkcs11(rv, f) => Error::Pkcs11 {
-                call: call_name(f),
-                code: ckr_name(rv),
-                hint: hint_for(f, rv).to_string(),
+            CkError::Pkcs11(rv, function) => Error::Pkcs11 {
+                function,
+                rv,
+                hint: hint_for(function, rv).to_string(),
             },
             CkError::LibraryLoading(le) => Error::ModuleLoad {
                 path: PathBuf::from("?"),

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::hsm::session::{ConnectOptions, KeySpec};
+use crate::hsm::lookup::KeySpec;
+use crate::hsm::session::ConnectOptions;
 use crate::hsm::uri::Pkcs11Uri;
 
 /// Parses hex (upper or lower case, optional `0x`): odd length and bad digits are errors naming `what`.

@@ -7,8 +7,8 @@ use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::fsutil::{check_output_force, out_file, write_atomic};
 use crate::hsm::ec;
+use crate::hsm::lookup::find_public_key;
 use crate::hsm::session::HsmSession;
-use crate::hsm::signer::find_public_key;
 
 const AFTER_HELP: &str = "\
 Examples:

@@ -1,10 +1,13 @@
 //! `hsm-demo generate-key --label L [--curve p256|p384] [--id HEX]`
 
+use cryptoki::context::Function;
+
 use crate::cli::common::{parse_hex, print_bytes, print_json};
 use crate::cli::Global;
 use crate::error::Result;
 use crate::hsm::ec::Curve;
 use crate::hsm::keygen::{generate_key, KeygenRequest};
+use crate::hsm::retry;
 use crate::hsm::session::HsmSession;
 
 const AFTER_HELP: &str = "\
@@ -68,15 +71,20 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     let key = match generate_key(&session, &req) {
         Ok(k) => k,
         // SoftHSM2's file store: when another process rewrote the token files under this one,
-        // this process's view of the token stays broken (CKR_GENERAL_ERROR) until C_Finalize.
+        // this process's view of the token stays broken (CKR_GENERAL_ERROR, a transient code for
+        // hsm::retry) until C_Finalize.
         // generate_key has already removed what the failed call left; a fresh module
         // (C_Finalize + C_Initialize + login) retries it once — the label check runs again
         // under the token lock, so this never makes a second key pair.
         Err(e)
-            if e.ckr() == Some("CKR_GENERAL_ERROR")
-                && matches!(&e, crate::Error::Pkcs11 { call, .. } if call == "C_GenerateKeyPair") =>
+            if e.pkcs11().is_some_and(|(f, rv)| {
+                matches!(f, Function::GenerateKeyPair) && retry::is_transient(rv)
+            }) =>
         {
-            tracing::warn!("C_GenerateKeyPair: CKR_GENERAL_ERROR; retrying once on a fresh module");
+            tracing::warn!(
+                "C_GenerateKeyPair: {}; retrying once on a fresh module",
+                e.ckr().unwrap_or_default()
+            );
             drop(session);
             session = HsmSession::connect(&g.connect_options())?;
             generate_key(&session, &req)?

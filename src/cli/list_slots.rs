@@ -6,7 +6,7 @@ use crate::cli::common::{print_bytes, print_json};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::hsm::module::Module;
-use crate::hsm::session::select_token;
+use crate::hsm::select::select_token;
 use crate::hsm::slots::{list_objects, list_slots, SlotsReport};
 
 const AFTER_HELP: &str = "\

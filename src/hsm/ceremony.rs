@@ -48,8 +48,9 @@ use crate::hsm::ceremony_journal::{self, Journal};
 use crate::hsm::ec;
 use crate::hsm::keygen::{destroy_keys, generate_ceremony_key, GeneratedKey};
 use crate::hsm::lock::TokenLock;
+use crate::hsm::lookup::KeySpec;
 use crate::hsm::role;
-use crate::hsm::session::{ConnectOptions, HsmSession, KeySpec};
+use crate::hsm::session::{ConnectOptions, HsmSession};
 use crate::hsm::signer::HsmSigner;
 use crate::hsm::transcript::{self, SealKey, Transcript};
 

@@ -17,9 +17,9 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 use crate::hsm::lock::TokenLock;
+use crate::hsm::lookup::{read_public_key, KeySpec};
 use crate::hsm::role::{self, KeyRole};
-use crate::hsm::session::{HsmSession, KeySpec};
-use crate::hsm::signer::read_public_key;
+use crate::hsm::session::HsmSession;
 
 /// What to generate.
 #[derive(Debug, Clone)]

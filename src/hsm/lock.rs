@@ -8,7 +8,7 @@
 //! half key pair) makes check-then-create atomic across processes and threads on one host.
 //!
 //! Reads (token selection, find, sign) never take it: they are retried instead
-//! (`hsm::session::retry_idempotent`, fresh C_Initialize on a transient selection failure), so
+//! (`hsm::retry::retry_idempotent`, fresh C_Initialize on a transient selection failure), so
 //! signing throughput is unaffected. Uncontended, the lock costs one open + one flock (~µs).
 //!
 //! The lock file lives in a per-user runtime directory — `$XDG_RUNTIME_DIR/hsm-demo-locks`, else

@@ -76,8 +76,8 @@ impl Module {
             // Modules return a bare code here: name the cause from their configuration if we can.
             Err(e) => {
                 return Err(match (Error::from(e), diagnose_init_failure(path)) {
-                    (Error::Pkcs11 { call, code, .. }, Some(hint)) => {
-                        Error::Pkcs11 { call, code, hint }
+                    (Error::Pkcs11 { function, rv, .. }, Some(hint)) => {
+                        Error::Pkcs11 { function, rv, hint }
                     }
                     (other, _) => other,
                 })

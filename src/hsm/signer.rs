@@ -14,8 +14,11 @@ use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
 use crate::error::{Error, Result};
 use crate::hsm::ec::{self, Curve};
 use crate::hsm::keygen::GeneratedKey;
+use crate::hsm::lookup::KeySpec;
+pub use crate::hsm::lookup::{find_public_key, read_public_key};
+use crate::hsm::retry::retry_idempotent;
 use crate::hsm::role::{self, KeyRole};
-use crate::hsm::session::{retry_idempotent, HsmSession, KeySpec};
+use crate::hsm::session::HsmSession;
 
 /// A private key in the token plus its public point.
 #[derive(Debug)]
@@ -29,31 +32,11 @@ pub struct HsmSigner<'s> {
     id: Vec<u8>,
 }
 
-/// Reads the curve and SEC1 point of a public-key object.
-pub fn read_public_key(session: &HsmSession, public: ObjectHandle) -> Result<(Curve, Vec<u8>)> {
-    let params = session
-        .get_bytes(public, AttributeType::EcParams)?
-        .ok_or_else(|| {
-            Error::Unsupported("the public key has no CKA_EC_PARAMS: not an EC key".into())
-        })?;
-    let curve = Curve::from_ec_params(&params)?;
-    let raw = session
-        .get_bytes(public, AttributeType::EcPoint)?
-        .ok_or_else(|| Error::Other("the public key has no CKA_EC_POINT".into()))?;
-    Ok((curve, ec::decode_ec_point(curve, &raw)?))
-}
-
 fn check_role(role: KeyRole, label: &str, id: &[u8]) -> Result<()> {
     match role {
         KeyRole::Ordinary => role::require_ordinary(label, id),
         KeyRole::Ceremony => role::require_ceremony(label, id),
     }
-}
-
-/// Finds exactly one public key for `spec` and returns its curve and SEC1 point.
-pub fn find_public_key(session: &HsmSession, spec: &KeySpec) -> Result<(Curve, Vec<u8>)> {
-    let h = session.find_key(ObjectClass::PUBLIC_KEY, spec)?;
-    read_public_key(session, h)
 }
 
 impl<'s> HsmSigner<'s> {

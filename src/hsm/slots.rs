@@ -5,8 +5,10 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 
 use crate::error::Result;
 use crate::hsm::ec::Curve;
+use crate::hsm::lookup::class_name;
 use crate::hsm::module::{Module, ModuleInfo};
-use crate::hsm::session::{class_name, retry_idempotent, TokenSummary};
+use crate::hsm::retry::retry_idempotent;
+use crate::hsm::select::TokenSummary;
 use crate::hsm::uri::{ObjectType, Pkcs11Uri};
 
 /// One object on a token.
@@ -60,7 +62,7 @@ pub struct SlotsReport {
 pub fn list_slots(module: &Module) -> Result<SlotsReport> {
     let ctx = module.ctx();
     let mut slots = Vec::new();
-    let tokens = crate::hsm::session::tokens(module)?;
+    let tokens = crate::hsm::select::tokens(module)?;
     for (index, slot) in ctx.get_all_slots()?.into_iter().enumerate() {
         let info = ctx.get_slot_info(slot)?;
         let token = tokens

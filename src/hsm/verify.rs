@@ -3,8 +3,8 @@
 
 use crate::error::Result;
 use crate::hsm::ec::{self, Curve};
-use crate::hsm::session::{HsmSession, KeySpec};
-use crate::hsm::signer::find_public_key;
+use crate::hsm::lookup::{find_public_key, KeySpec};
+use crate::hsm::session::HsmSession;
 
 /// Verifies `sig` over `msg` with the token's public key for `spec`. Returns the curve used.
 pub fn verify_with_token(

@@ -12,7 +12,8 @@
 //! its key without a token search.
 //!
 //! Transient token errors (SoftHSM's file object store under concurrent writers, CloudHSM's
-//! CKR_DEVICE_ERROR under throttling) are retried a bounded number of times. Retrying
+//! CKR_DEVICE_ERROR under throttling, stale handles: [`crate::hsm::retry::classify`]) are retried a
+//! bounded number of times. Retrying
 //! [`hsm_csr`] is safe even for key generation: it looks the key up by label *first* — a pair left
 //! complete by a failed call is reused, a half pair is removed and regenerated — so a retry never
 //! leaves two keys for one device.
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::hsm::key_index::KeyIndex;
 use crate::hsm::module::Module;
+use crate::hsm::retry;
 use crate::hsm::session::HsmSession;
 use crate::pca::csr::Csr;
 use crate::pca::provision::{hsm_csr_locked, DeviceKeys, DeviceRequest, KeyOutcome};
@@ -108,20 +110,10 @@ impl std::fmt::Debug for HsmPool {
     }
 }
 
-/// Whether a PKCS#11 failure is worth retrying (the token, not the request, failed).
+/// Whether a PKCS#11 failure is worth retrying (the token, not the request, failed): redoing the
+/// device's HSM work may succeed ([`retry::may_succeed_when_redone`]).
 pub fn is_transient(e: &Error) -> bool {
-    matches!(
-        e.ckr(),
-        Some(
-            "CKR_GENERAL_ERROR"
-                | "CKR_FUNCTION_FAILED"
-                | "CKR_DEVICE_ERROR"
-                | "CKR_DEVICE_MEMORY"
-                | "CKR_SESSION_HANDLE_INVALID"
-                | "CKR_OBJECT_HANDLE_INVALID"
-                | "CKR_KEY_HANDLE_INVALID"
-        )
-    )
+    e.rv().is_some_and(retry::may_succeed_when_redone)
 }
 
 impl HsmPool {

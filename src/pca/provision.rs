@@ -18,15 +18,17 @@ use std::fmt;
 use std::future::Future;
 use std::sync::RwLock;
 
-use cryptoki::object::{AttributeType, ObjectHandle};
+use cryptoki::object::ObjectHandle;
 
 use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 use crate::hsm::key_index::KeyIndex;
-use crate::hsm::keygen::{destroy_keys, generate_key_locked, KeygenRequest};
+use crate::hsm::keygen::{generate_key_locked, KeygenRequest};
 use crate::hsm::lock::TokenLock;
+use crate::hsm::lookup::KeySpec;
+use crate::hsm::repair::{pair_is_intact, remove_broken_pair};
 use crate::hsm::role;
-use crate::hsm::session::{HsmSession, KeySpec};
+use crate::hsm::session::HsmSession;
 use crate::hsm::signer::HsmSigner;
 use crate::pca::csr::{build_csr, Csr, CsrRequest};
 use crate::pca::ids::DeviceId;
@@ -271,13 +273,8 @@ fn device_key<'s>(
             // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
             // objects one after the other). No CSR can have been signed with it (that needs both
             // halves), and this runner holds the device's intent, so nobody else is using it.
-            // Never half of a key-ceremony pair, though: that is the root's, not the device's.
-            for &h in privs.iter().chain(&pubs) {
-                let (l, id) = session.label_and_id(h)?;
-                role::require_ordinary(&l, &id)?;
-            }
-            destroy_keys(session, &KeySpec::label(label.clone()), &lock)?;
-            tracing::warn!(label = %label, "removed an incomplete key pair left by an interrupted run");
+            // Never half of a key-ceremony pair, though (refused by remove_broken_pair).
+            remove_broken_pair(session, label, &privs, &pubs, &lock)?;
             let key = generate_key_locked(session, &keygen, &lock)?;
             (
                 HsmSigner::from_generated(session, &key)?,
@@ -314,35 +311,6 @@ fn pair_signer<'s>(
         }
     }
     HsmSigner::new(session, &KeySpec::label(label.to_string()))
-}
-
-/// False when a key object carries an empty curve or point: SoftHSM2 writes each object file in
-/// place, so a run killed inside C_GenerateKeyPair can leave a labelled object whose CKA_EC_PARAMS
-/// or CKA_EC_POINT is empty. Such a pair can never have signed a CSR, and the caller holds the
-/// device's intent, so it is treated like half a pair (removed and regenerated). A key on a curve
-/// we don't support is intact (never destroyed): it fails later with a clear error.
-fn pair_is_intact(
-    session: &HsmSession,
-    privs: &[ObjectHandle],
-    pubs: &[ObjectHandle],
-) -> Result<bool> {
-    let non_empty =
-        |h, ty| -> Result<bool> { Ok(session.get_bytes(h, ty)?.is_some_and(|v| !v.is_empty())) };
-    // Some modules do not expose CKA_EC_PARAMS on private keys: only an empty value is broken.
-    for &h in privs {
-        if session
-            .get_bytes(h, AttributeType::EcParams)?
-            .is_some_and(|v| v.is_empty())
-        {
-            return Ok(false);
-        }
-    }
-    for &h in pubs {
-        if !non_empty(h, AttributeType::EcParams)? || !non_empty(h, AttributeType::EcPoint)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Provisions one device: idempotent, resumable, safe with concurrent runners.
