@@ -380,8 +380,35 @@ impl CeremonyConfig {
         config_file: Option<&Path>,
     ) -> std::result::Result<CeremonyPlan, Vec<String>> {
         let mut errs = Vec::new();
+        self.check_operators(min_operators, &mut errs);
+        let curve = self.check_key(&mut errs);
+        let subject = self.check_subject(&mut errs);
+        let (validity, path_len) = self.check_certificate(&mut errs);
+        let (dir, files) = self.check_output(&mut errs);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let mut files = files.into_iter().flatten();
+        Ok(CeremonyPlan {
+            key_label: self.key.label.clone(),
+            curve: curve.expect("checked"),
+            subject,
+            validity: validity.expect("checked"),
+            path_len: path_len.expect("checked"),
+            out_dir: dir,
+            root_cert: files.next().expect("checked"),
+            transcript: files.next().expect("checked"),
+            operators: self
+                .operators
+                .iter()
+                .map(|o| o.trim().to_string())
+                .collect(),
+            config_file: config_file.map(Path::to_path_buf),
+        })
+    }
 
-        // Operators.
+    /// `operators`: enough of them, each a short single-line name, none named twice.
+    fn check_operators(&self, min_operators: usize, errs: &mut Vec<String>) {
         if self.operators.len() < min_operators {
             errs.push(if min_operators >= 2 {
                 format!(
@@ -394,15 +421,17 @@ impl CeremonyConfig {
         }
         let mut seen = HashSet::new();
         for (i, op) in self.operators.iter().enumerate() {
-            check_text(&mut errs, &format!("operators[{i}]"), op, 64);
+            check_text(errs, &format!("operators[{i}]"), op, 64);
             if !op.trim().is_empty() && !seen.insert(op.trim().to_lowercase()) {
                 errs.push(format!("operators[{i}]: '{}' is named twice", op.trim()));
             }
         }
+    }
 
-        // Key.
-        check_text(&mut errs, "key.label", &self.key.label, 64);
-        let curve = match Curve::parse(&self.key.curve) {
+    /// `key`: the label and the curve (`None` when unsupported).
+    fn check_key(&self, errs: &mut Vec<String>) -> Option<Curve> {
+        check_text(errs, "key.label", &self.key.label, 64);
+        match Curve::parse(&self.key.curve) {
             Ok(c) => Some(c),
             Err(_) => {
                 errs.push(format!(
@@ -411,9 +440,11 @@ impl CeremonyConfig {
                 ));
                 None
             }
-        };
+        }
+    }
 
-        // Subject.
+    /// `subject`: the distinguished name fields that passed their checks.
+    fn check_subject(&self, errs: &mut Vec<String>) -> Vec<(DnField, String)> {
         let s = &self.subject;
         let mut subject = Vec::new();
         if let Some(c) = &s.country {
@@ -441,19 +472,22 @@ impl CeremonyConfig {
         ] {
             if let Some(v) = v {
                 let before = errs.len();
-                check_text(&mut errs, name, v, 64);
+                check_text(errs, name, v, 64);
                 if errs.len() == before {
                     subject.push((field, v.clone()));
                 }
             }
         }
         let before = errs.len();
-        check_text(&mut errs, "subject.common_name", &s.common_name, 64);
+        check_text(errs, "subject.common_name", &s.common_name, 64);
         if errs.len() == before {
             subject.push((DnField::CommonName, s.common_name.clone()));
         }
+        subject
+    }
 
-        // Certificate.
+    /// `certificate`: validity and path length (`None` for a field that failed).
+    fn check_certificate(&self, errs: &mut Vec<String>) -> (Option<Validity>, Option<u8>) {
         let validity = match Validity::parse(&self.certificate.validity) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -470,8 +504,12 @@ impl CeremonyConfig {
             ));
             None
         };
+        (validity, path_len)
+    }
 
-        // Output.
+    /// `output`: the directory and the two output files (`None` for a file name that failed);
+    /// no output file may exist yet.
+    fn check_output(&self, errs: &mut Vec<String>) -> (PathBuf, Vec<Option<PathBuf>>) {
         let o = &self.output;
         let dir = PathBuf::from(&o.dir);
         if o.dir.trim().is_empty() {
@@ -506,27 +544,7 @@ impl CeremonyConfig {
                 errs.push("output.root_cert and output.transcript are the same file".into());
             }
         }
-
-        if !errs.is_empty() {
-            return Err(errs);
-        }
-        let mut files = files.into_iter().flatten();
-        Ok(CeremonyPlan {
-            key_label: self.key.label.clone(),
-            curve: curve.expect("checked"),
-            subject,
-            validity: validity.expect("checked"),
-            path_len: path_len.expect("checked"),
-            out_dir: dir,
-            root_cert: files.next().expect("checked"),
-            transcript: files.next().expect("checked"),
-            operators: self
-                .operators
-                .iter()
-                .map(|o| o.trim().to_string())
-                .collect(),
-            config_file: config_file.map(Path::to_path_buf),
-        })
+        (dir, files)
     }
 }
 
