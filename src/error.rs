@@ -388,6 +388,24 @@ mod tests {
     }
 
     #[test]
+    fn pkcs11_error_keeps_the_typed_call_and_code() {
+        let e: Error = CkError::Pkcs11(RvError::VendorDefined(0x8000_0001), Function::Sign).into();
+        assert!(matches!(
+            e.pkcs11(),
+            Some((Function::Sign, RvError::VendorDefined(0x8000_0001)))
+        ));
+        assert_eq!(e.ckr(), Some("CKR_VENDOR_DEFINED(0x80000001)"));
+        assert!(
+            e.to_string()
+                .starts_with("C_Sign failed: CKR_VENDOR_DEFINED(0x80000001): "),
+            "{e}"
+        );
+        let pin = Error::PinLocked { token: "t".into() };
+        assert_eq!(pin.rv(), Some(RvError::PinLocked));
+        assert!(pin.pkcs11().is_none());
+    }
+
+    #[test]
     fn one_line_folds_newlines() {
         let e = Error::Other("a\nb\r\n c".into());
         assert_eq!(e.one_line(), "a; b; c");

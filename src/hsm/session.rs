@@ -47,7 +47,7 @@ impl HsmSession {
     /// Loads the module, selects the token and opens a read-write session (not logged in).
     ///
     /// Token selection is retried with backoff, each time after C_Finalize and a fresh
-    /// C_Initialize, when it failed transiently (see `Failed`): several processes on
+    /// C_Initialize, when it failed transiently ([`Failed`]): several processes on
     /// one SoftHSM2 token make it fail that way (tests/hsm_multiprocess.rs). Nothing on the token
     /// changes before the session is returned, so a retry is always safe.
     pub fn open(opts: &ConnectOptions) -> Result<HsmSession> {
