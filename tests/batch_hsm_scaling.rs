@@ -189,7 +189,19 @@ fn one_key_pair_per_device_small() {
     let (ok, failed, _) = run_pool(&module, "scale", "t", 24, 4);
     assert_eq!((ok, failed), (24, 0));
     assert_eq!(check_keys(&tok, 24, true), 0, "unlabelled debris");
-    // 2 processes on one token (the child mode of the measurement above).
+}
+
+/// Two processes generating device keys on one SoftHSM2 token at once (the child mode of the
+/// measurement above). Not run by default: on this project's loaded 2-core CI machine one child
+/// was seen finding no initialised token at C_Initialize while the other generated keys, and the
+/// other then failed all 8 of its devices — SoftHSM2's file object store read mid-write by a
+/// second process. Several runners on one token is the scale-out work's open problem (design
+/// §5.7); one token per runner is the supported layout.
+#[test]
+#[ignore = "several processes on one SoftHSM2 token are not reliable yet: run with --ignored"]
+fn one_key_pair_per_device_two_processes_one_token() {
+    let kind = *common::ModuleKind::enabled().first().unwrap();
+    let module = kind.module_path().display().to_string();
     let tok = TestToken::with_kind(kind, "scale");
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..2)
