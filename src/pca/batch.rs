@@ -197,11 +197,12 @@ struct Ctx {
 }
 
 fn is_busy(e: &Error) -> bool {
-    // issue.rs: a live runner holds the device's intent (begin with peer_wait = 0), or took it
-    // over between our claim and our parameters.
-    let m = e.to_string();
-    m.contains("is being issued by another runner")
-        || m.contains("lost the intent to another runner")
+    // A live runner holds the device's intent (begin with peer_wait = 0), or took it over
+    // between our claim and our parameters.
+    matches!(
+        e,
+        Error::HeldByAnotherRunner { .. } | Error::LostIntent { .. }
+    )
 }
 
 enum Outcome {

@@ -372,14 +372,14 @@ impl Issuer {
                         continue;
                     }
                     if Instant::now() >= deadline {
-                        return Err(conflict(format!(
-                            "device {device} is being issued by another runner ({}, lease until {}): try again later",
-                            intent.owner,
-                            rfc3339(
+                        return Err(Error::HeldByAnotherRunner {
+                            device: device.to_string(),
+                            owner: intent.owner.clone(),
+                            lease_until: rfc3339(
                                 OffsetDateTime::from_unix_timestamp(intent.lease_until)
-                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-                            )
-                        )));
+                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                            ),
+                        });
                     }
                     let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
                     tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
@@ -483,9 +483,9 @@ impl Issuer {
                         Written::Yes => p,
                         Written::ConditionFailed => {
                             let _ = self.registry.delete_intent(&intent, &self.owner).await;
-                            return Err(conflict(format!(
-                                "device {device}: lost the intent to another runner; rerun to pick up its result"
-                            )));
+                            return Err(Error::LostIntent {
+                                device: device.to_string(),
+                            });
                         }
                     }
                 }
@@ -711,15 +711,15 @@ impl Issuer {
                 let rejected = matches!(&e, SdkError::ServiceError(se) if se.raw().status().is_client_error());
                 let mut err = map_sdk_error(&self.clients, Service::Pca, "IssueCertificate", e);
                 if code.as_deref() == Some("LimitExceededException") {
-                    err = Error::Aws(format!(
-                        "{err} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
+                    err = err.reword_aws(|m| format!(
+                        "{m} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
                     ));
                 }
                 (err, rejected)
             })?;
         out.certificate_arn().map(str::to_string).ok_or_else(|| {
             (
-                Error::Aws("IssueCertificate returned no CertificateArn".into()),
+                Error::aws("IssueCertificate returned no CertificateArn"),
                 false,
             )
         })
@@ -745,7 +745,7 @@ impl Issuer {
             })?,
             Err(WaiterError::ExceededMaxWait(m)) => {
                 return Err((
-                    Error::Aws(format!(
+                    Error::aws(format!(
                         "certificate {arn} was not issued within {:?} ({} polls): rerun to keep waiting (the ARN is recorded)",
                         m.max_wait(),
                         m.poll_count()
@@ -759,8 +759,8 @@ impl Issuer {
                 let mapped = map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e);
                 return Err((
                     if terminal {
-                        Error::Aws(format!(
-                            "{mapped} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
+                        mapped.reword_aws(|m| format!(
+                            "{m} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
                         ))
                     } else {
                         mapped
@@ -778,11 +778,11 @@ impl Issuer {
                     ),
                     Ok(_) => format!("waiting for certificate {arn}: unexpected waiter state"),
                 };
-                return Err((Error::Aws(msg), false));
+                return Err((Error::aws(msg), false));
             }
             Err(other) => {
                 return Err((
-                    Error::Aws(format!("waiting for certificate {arn}: {other}")),
+                    Error::aws(format!("waiting for certificate {arn}: {other}")),
                     false,
                 ))
             }
@@ -791,7 +791,7 @@ impl Issuer {
             .certificate()
             .ok_or_else(|| {
                 (
-                    Error::Aws(format!("GetCertificate returned no certificate for {arn}")),
+                    Error::aws(format!("GetCertificate returned no certificate for {arn}")),
                     false,
                 )
             })?

@@ -441,7 +441,7 @@ impl Registry {
             return self.missing_table();
         }
         match map_sdk_error(&self.clients, Service::Ddb, op, e) {
-            Error::Aws(m) => Error::Registry(m),
+            Error::Aws { message, .. } => Error::Registry(message),
             other => other,
         }
     }
