@@ -761,6 +761,50 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    #[test]
+    fn service_errors_keep_their_code_and_request_id_with_the_same_message() {
+        use aws_sdk_acmpca::operation::issue_certificate::IssueCertificateError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let pca = aws_sdk_acmpca::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_acmpca::config::Region::new("us-east-1"))
+            .build();
+        let ddb = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let clients = AwsClients {
+            pca: aws_sdk_acmpca::Client::from_conf(pca),
+            ddb: aws_sdk_dynamodb::Client::from_conf(ddb),
+            region: "us-east-1".into(),
+            pca_endpoint: "http://127.0.0.1:1".into(),
+            ddb_endpoint: "http://127.0.0.1:1".into(),
+        };
+        let meta = ErrorMetadata::builder()
+            .code("MalformedCSRException")
+            .message("bad\nCSR")
+            .custom("aws_request_id", "req-42")
+            .build();
+        let raw = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+        let e = SdkError::service_error(IssueCertificateError::generic(meta), raw);
+        let mapped = map_sdk_error(&clients, Service::Pca, "IssueCertificate", e);
+        assert_eq!(
+            mapped.to_string(),
+            "AWS Private CA IssueCertificate failed: MalformedCSRException: bad CSR"
+        );
+        assert_eq!(mapped.aws_code(), Some("MalformedCSRException"));
+        let Error::Aws { request_id, .. } = &mapped else {
+            panic!("not an AWS error: {mapped:?}");
+        };
+        assert_eq!(request_id.as_deref(), Some("req-42"));
+        // Rewording keeps the code, so decisions taken on it survive.
+        let reworded = mapped.reword_aws(|m| format!("{m} (terminal)"));
+        assert!(reworded.to_string().ends_with("bad CSR (terminal)"));
+        assert_eq!(reworded.aws_code(), Some("MalformedCSRException"));
+    }
+
     fn rules() -> RetryRules {
         RetryRules {
             max_attempts: 3,

@@ -814,3 +814,34 @@ impl Registry {
         self.written("TransactWriteItems", req.send().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    #[test]
+    fn condition_failures_are_told_by_code_for_items_and_by_reason_for_transactions() {
+        let tx = |code: &str| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(CancellationReason::builder().code("None").build())
+                    .cancellation_reasons(CancellationReason::builder().code(code).build())
+                    .build(),
+            )
+        };
+        assert!(tx("ConditionalCheckFailed").condition_failed());
+        assert!(!tx("TransactionConflict").condition_failed());
+        let put = |code: &str| PutItemError::generic(ErrorMetadata::builder().code(code).build());
+        assert!(put("ConditionalCheckFailedException").condition_failed());
+        assert!(!put("ProvisionedThroughputExceededException").condition_failed());
+        let upd = UpdateItemError::generic(
+            ErrorMetadata::builder()
+                .code("ConditionalCheckFailedException")
+                .build(),
+        );
+        assert!(upd.condition_failed());
+    }
+}
