@@ -145,9 +145,35 @@ pub enum Error {
     #[error("{0}")]
     Ceremony(String),
 
-    /// AWS (ACM PCA, STS…) failures.
-    #[error("{0}")]
-    Aws(String),
+    /// AWS (ACM PCA, STS…) failures. `code` and `request_id` are kept when AWS answered with an
+    /// error (decisions are taken on `code`, never on the message).
+    #[error("{message}")]
+    Aws {
+        /// The one-line message.
+        message: String,
+        /// The service's error code (`ResourceNotFoundException`…), if AWS answered with one.
+        code: Option<String>,
+        /// The request id AWS gave, if the SDK had one.
+        request_id: Option<String>,
+    },
+
+    /// Another live runner holds the device's unfinished issuance (its lease has not expired).
+    #[error("device {device} is being issued by another runner ({owner}, lease until {lease_until}): try again later")]
+    HeldByAnotherRunner {
+        /// The device.
+        device: String,
+        /// The holder (`host:pid:start`).
+        owner: String,
+        /// End of the holder's lease (RFC 3339).
+        lease_until: String,
+    },
+
+    /// Another runner took the device's intent over between this runner's claim and its write.
+    #[error("device {device}: lost the intent to another runner; rerun to pick up its result")]
+    LostIntent {
+        /// The device.
+        device: String,
+    },
 
     /// Registry (DynamoDB) failures.
     #[error("{0}")]
@@ -199,6 +225,40 @@ impl Error {
     /// Builds an [`Error::Input`].
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
+    }
+
+    /// Builds an [`Error::Aws`] without an AWS error code (a local or transport failure).
+    pub fn aws(message: impl Into<String>) -> Self {
+        Error::Aws {
+            message: message.into(),
+            code: None,
+            request_id: None,
+        }
+    }
+
+    /// The AWS error code if this is an AWS service error (e.g. `RequestFailedException`).
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// An [`Error::Aws`] with its message rewritten by `f`, code and request id kept; any other
+    /// error is returned unchanged.
+    pub fn reword_aws(self, f: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            Error::Aws {
+                message,
+                code,
+                request_id,
+            } => Error::Aws {
+                message: f(&message),
+                code,
+                request_id,
+            },
+            other => other,
+        }
     }
 
     /// The CKR code name if this is a PKCS#11 failure (e.g. `CKR_PIN_INCORRECT`), for display;

@@ -10,9 +10,11 @@ use clap::{Parser, Subcommand};
 use crate::hsm::pin::PinSource;
 use crate::hsm::session::ConnectOptions;
 
+pub mod aws_args;
 pub mod common;
 pub mod export_pubkey;
 pub mod generate_key;
+pub mod issue_args;
 pub mod key_ceremony;
 pub mod list_slots;
 pub mod pca;

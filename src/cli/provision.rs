@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::cli::aws_args::{block_on, AwsArgs};
 use crate::cli::common::print_bytes;
-use crate::cli::pca::{block_on, print_issued, AwsArgs, IssueCommon, SubjectArgs};
+use crate::cli::issue_args::{print_issued, IssueCommon, SubjectArgs};
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::hsm::session::HsmSession;

@@ -44,6 +44,7 @@ use aws_sdk_acmpca::config::{
     ConfigBag, HttpClient, Intercept, RuntimeComponents, SharedHttpClient,
 };
 use aws_sdk_acmpca::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_acmpca::operation::RequestId;
 use aws_smithy_runtime::client::retries::classifiers::run_classifiers_on_ctx;
 use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -143,14 +144,13 @@ impl AwsClients {
             .load()
             .await;
         let Some(region) = conf.region().map(|r| r.to_string()) else {
-            return Err(Error::Aws(
-                "no AWS region configured: set AWS_REGION (or a region in the AWS_PROFILE profile)"
-                    .into(),
+            return Err(Error::aws(
+                "no AWS region configured: set AWS_REGION (or a region in the AWS_PROFILE profile)",
             ));
         };
         if conf.credentials_provider().is_none() {
-            return Err(Error::Aws(
-                "no AWS credentials provider: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
+            return Err(Error::aws(
+                "no AWS credentials provider: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
             ));
         }
         if let Some(url) = conf.endpoint_url() {
@@ -162,7 +162,7 @@ impl AwsClients {
             .http_client()
             .or_else(crate::pca::ratelimit::default_http_client)
             .ok_or_else(|| {
-                Error::Aws("internal: no default HTTP client (AWS SDK built without one?)".into())
+                Error::aws("internal: no default HTTP client (AWS SDK built without one?)")
             })?;
         let watched = |endpoint: &str| {
             SharedHttpClient::new(WatchedClient {
@@ -240,7 +240,7 @@ pub fn check_endpoint_url(what: &str, url: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Aws(format!(
+        Err(Error::aws(format!(
             "{what}={} is not an http(s) URL (expected e.g. http://127.0.0.1:4566 or https://acm-pca.us-east-1.amazonaws.com)",
             crate::pca::aws::printable(url)
         )))
@@ -648,26 +648,26 @@ where
         Service::Ddb => &clients.ddb_endpoint,
     };
     match &e {
-        SdkError::DispatchFailure(_) if credentials_error(&e).is_some() => Error::Aws(format!(
+        SdkError::DispatchFailure(_) if credentials_error(&e).is_some() => Error::aws(format!(
             "no AWS credentials for {} {op}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ({})",
             service.name(),
             credentials_error(&e).unwrap_or_default()
         )),
-        SdkError::DispatchFailure(df) if df.is_timeout() => Error::Aws(format!(
+        SdkError::DispatchFailure(df) if df.is_timeout() => Error::aws(format!(
             "{} {op}: no timely answer from {endpoint} ({}); still none when the retry budget ran out (--retry-budget-secs)",
             service.name(),
             root_cause(&e).unwrap_or_else(|| "timed out".into())
         )),
-        SdkError::DispatchFailure(_) => Error::Aws(format!(
+        SdkError::DispatchFailure(_) => Error::aws(format!(
             "cannot reach the {} endpoint {endpoint}: {}",
             service.name(),
             root_cause(&e).unwrap_or_else(|| "connection failed".into())
         )),
-        SdkError::TimeoutError(_) => Error::Aws(format!(
+        SdkError::TimeoutError(_) => Error::aws(format!(
             "{} {op}: no answer from {endpoint} within the attempt timeout; still none when the retry budget ran out (--attempt-timeout-secs, --retry-budget-secs)",
             service.name()
         )),
-        SdkError::ResponseError(_) => Error::Aws(format!(
+        SdkError::ResponseError(_) => Error::aws(format!(
             "{} {op}: the answer from {endpoint} stalled or could not be read (retried until the retry budget ran out): {}",
             service.name(),
             root_cause(&e).unwrap_or_default()
@@ -677,19 +677,23 @@ where
             let code = err.code().unwrap_or("UnknownError");
             let msg = err.message().unwrap_or("").replace(['\n', '\r'], " ");
             let throttled = is_throttling_code(code);
-            Error::Aws(format!(
-                "{} {op} failed: {code}{}{}{}",
-                service.name(),
-                if msg.is_empty() { "" } else { ": " },
-                msg,
-                if throttled {
-                    " (still throttled when the retry budget ran out: raise --retry-budget-secs, or lower the request rate)"
-                } else {
-                    ""
-                }
-            ))
+            Error::Aws {
+                message: format!(
+                    "{} {op} failed: {code}{}{}{}",
+                    service.name(),
+                    if msg.is_empty() { "" } else { ": " },
+                    msg,
+                    if throttled {
+                        " (still throttled when the retry budget ran out: raise --retry-budget-secs, or lower the request rate)"
+                    } else {
+                        ""
+                    }
+                ),
+                code: err.code().map(str::to_string),
+                request_id: err.meta().request_id().map(str::to_string),
+            }
         }
-        _ => Error::Aws(format!(
+        _ => Error::aws(format!(
             "{} {op} failed: {}",
             service.name(),
             root_cause(&e).unwrap_or_else(|| "request could not be built".into())
@@ -756,6 +760,50 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn service_errors_keep_their_code_and_request_id_with_the_same_message() {
+        use aws_sdk_acmpca::operation::issue_certificate::IssueCertificateError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let pca = aws_sdk_acmpca::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_acmpca::config::Region::new("us-east-1"))
+            .build();
+        let ddb = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let clients = AwsClients {
+            pca: aws_sdk_acmpca::Client::from_conf(pca),
+            ddb: aws_sdk_dynamodb::Client::from_conf(ddb),
+            region: "us-east-1".into(),
+            pca_endpoint: "http://127.0.0.1:1".into(),
+            ddb_endpoint: "http://127.0.0.1:1".into(),
+        };
+        let meta = ErrorMetadata::builder()
+            .code("MalformedCSRException")
+            .message("bad\nCSR")
+            .custom("aws_request_id", "req-42")
+            .build();
+        let raw = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+        let e = SdkError::service_error(IssueCertificateError::generic(meta), raw);
+        let mapped = map_sdk_error(&clients, Service::Pca, "IssueCertificate", e);
+        assert_eq!(
+            mapped.to_string(),
+            "AWS Private CA IssueCertificate failed: MalformedCSRException: bad CSR"
+        );
+        assert_eq!(mapped.aws_code(), Some("MalformedCSRException"));
+        let Error::Aws { request_id, .. } = &mapped else {
+            panic!("not an AWS error: {mapped:?}");
+        };
+        assert_eq!(request_id.as_deref(), Some("req-42"));
+        // Rewording keeps the code, so decisions taken on it survive.
+        let reworded = mapped.reword_aws(|m| format!("{m} (terminal)"));
+        assert!(reworded.to_string().ends_with("bad CSR (terminal)"));
+        assert_eq!(reworded.aws_code(), Some("MalformedCSRException"));
+    }
 
     fn rules() -> RetryRules {
         RetryRules {

@@ -197,11 +197,12 @@ struct Ctx {
 }
 
 fn is_busy(e: &Error) -> bool {
-    // issue.rs: a live runner holds the device's intent (begin with peer_wait = 0), or took it
-    // over between our claim and our parameters.
-    let m = e.to_string();
-    m.contains("is being issued by another runner")
-        || m.contains("lost the intent to another runner")
+    // A live runner holds the device's intent (begin with peer_wait = 0), or took it over
+    // between our claim and our parameters.
+    matches!(
+        e,
+        Error::HeldByAnotherRunner { .. } | Error::LostIntent { .. }
+    )
 }
 
 enum Outcome {
@@ -408,7 +409,63 @@ pub async fn run_batch(
     stop_notify: Arc<tokio::sync::Notify>,
 ) -> Result<Summary> {
     let start = Instant::now();
-    // One issuer pair per template the run can use (CA loaded once each).
+    let issuers = issuers(opts, info, clients).await?;
+    if let Some((_, a, _)) = issuers.first() {
+        a.registry().check_table().await?;
+    }
+    let ctx = Arc::new(Ctx {
+        clients: clients.clone(),
+        table: opts.table.clone(),
+        issuers,
+        default_template: opts.issue.template,
+        pool: pool.clone(),
+        out_dir: opts.out_dir.clone(),
+        retry_failed: opts.retry_failed,
+        curve: opts.curve,
+        owner: crate::pca::owner::current().to_string(),
+    });
+    let in_flight = opts.in_flight.max(1);
+    let (rx, reader) = spawn_reader(opts.manifest.clone(), in_flight, stop.clone());
+    let mut drive = Drive {
+        ctx,
+        in_flight,
+        stop: stop.clone(),
+        stop_notify,
+        set: JoinSet::new(),
+        tally: Tally::new(info.devices, opts),
+        fatal: None,
+    };
+    // First pass: the manifest.
+    drive.pass(Feed::Manifest(rx), Pass::First).await;
+    // Deferred pass: devices another runner held; now wait for it (bounded) and pick up its result.
+    let deferred = std::mem::take(&mut drive.tally.deferred);
+    drive
+        .pass(Feed::Deferred(deferred.into_iter()), Pass::Deferred)
+        .await;
+    let _ = reader.await;
+    drive.tally.rep.finish();
+
+    let mut s = drive.tally.s;
+    s.interrupted = stop.load(Ordering::Relaxed);
+    let finished = s.done() + s.failed + s.skipped;
+    s.not_started = s.devices.saturating_sub(finished);
+    s.elapsed_s = start.elapsed().as_secs_f64();
+    s.rate_per_s = finished as f64 / s.elapsed_s.max(1e-3);
+    s.hsm_retries = pool.retried();
+    s.throttled = shaper.map(Shaper::stats).unwrap_or_default().throttled;
+    if let Some(e) = drive.fatal {
+        return Err(e);
+    }
+    Ok(s)
+}
+
+/// One issuer pair per template the run can use (CA loaded once each): the first pass never
+/// waits for a peer, the deferred pass does.
+async fn issuers(
+    opts: &BatchOptions,
+    info: &ManifestInfo,
+    clients: &AwsClients,
+) -> Result<Vec<(Template, Issuer, Issuer)>> {
     let mut templates = info.templates.clone();
     if !templates.contains(&opts.issue.template) {
         templates.push(opts.issue.template);
@@ -428,26 +485,17 @@ pub async fn run_batch(
         let b = Issuer::new(clients, &opts.table, &opts.ca, patient).await?;
         issuers.push((t, a, b));
     }
-    if let Some((_, a, _)) = issuers.first() {
-        a.registry().check_table().await?;
-    }
-    let ctx = Arc::new(Ctx {
-        clients: clients.clone(),
-        table: opts.table.clone(),
-        issuers,
-        default_template: opts.issue.template,
-        pool: pool.clone(),
-        out_dir: opts.out_dir.clone(),
-        retry_failed: opts.retry_failed,
-        curve: opts.curve,
-        owner: crate::pca::owner::current().to_string(),
-    });
+    Ok(issuers)
+}
 
-    // Reader: a blocking thread streaming entries into a bounded queue.
-    let in_flight = opts.in_flight.max(1);
-    let (tx, mut rx) = mpsc::channel::<Result<Entry>>(in_flight);
-    let path = opts.manifest.clone();
-    let reader_stop = stop.clone();
+/// The reader: a blocking thread streaming entries into a bounded queue until the manifest
+/// ends, an error, or `stop`.
+fn spawn_reader(
+    path: PathBuf,
+    capacity: usize,
+    stop: Arc<AtomicBool>,
+) -> (mpsc::Receiver<Result<Entry>>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Result<Entry>>(capacity);
     let reader = tokio::task::spawn_blocking(move || {
         let mut r = match ManifestReader::open(&path) {
             Ok(r) => r,
@@ -457,7 +505,7 @@ pub async fn run_batch(
             }
         };
         loop {
-            if reader_stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) {
                 return;
             }
             match r.next_entry() {
@@ -474,128 +522,158 @@ pub async fn run_batch(
             }
         }
     });
+    (rx, reader)
+}
 
-    let mut s = Summary {
-        devices: info.devices,
-        ..Summary::default()
-    };
-    let mut rep = Reporter::new(info.devices, opts.json, opts.progress);
-    let mut set: JoinSet<Outcome> = JoinSet::new();
-    let mut deferred: Vec<Entry> = Vec::new();
-    let mut consecutive_failures = 0u64;
-    let mut fatal: Option<Error> = None;
-    let mut feed_done = false;
+/// Where a pass takes its devices from.
+enum Feed {
+    /// The manifest reader's queue.
+    Manifest(mpsc::Receiver<Result<Entry>>),
+    /// The devices the first pass deferred.
+    Deferred(std::vec::IntoIter<Entry>),
+}
 
-    let handle = |o: Outcome,
-                  s: &mut Summary,
-                  deferred: &mut Vec<Entry>,
-                  rep: &mut Reporter,
-                  consecutive: &mut u64| {
-        match o {
+impl Feed {
+    async fn next(&mut self) -> Option<Result<Entry>> {
+        match self {
+            Feed::Manifest(rx) => rx.recv().await,
+            Feed::Deferred(it) => it.next().map(Ok),
+        }
+    }
+}
+
+/// The two passes of a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The manifest; devices held by a live runner are deferred, and a run of failures with no
+    /// success stops the batch.
+    First,
+    /// The deferred devices, now waiting (bounded) for their holder.
+    Deferred,
+}
+
+/// Counts outcomes into the summary and reports each device.
+struct Tally {
+    s: Summary,
+    rep: Reporter,
+    deferred: Vec<Entry>,
+    consecutive_failures: u64,
+}
+
+impl Tally {
+    fn new(devices: u64, opts: &BatchOptions) -> Self {
+        Tally {
+            s: Summary {
+                devices,
+                ..Summary::default()
+            },
+            rep: Reporter::new(devices, opts.json, opts.progress),
+            deferred: Vec::new(),
+            consecutive_failures: 0,
+        }
+    }
+
+    fn add(&mut self, o: Outcome) {
+        let s = &mut self.s;
+        let r = match o {
             Outcome::Busy(e) => {
                 s.deferred += 1;
-                deferred.push(e);
+                self.deferred.push(e);
+                return;
             }
-            Outcome::Result(r) => {
-                if r.called_issue {
-                    s.issue_calls += 1;
+            Outcome::Result(r) => r,
+        };
+        if r.called_issue {
+            s.issue_calls += 1;
+        }
+        match r.status {
+            Status::Issued => s.issued += 1,
+            Status::AlreadyPresent => s.already_present += 1,
+            Status::Skipped => s.skipped += 1,
+            Status::Failed => {
+                s.failed += 1;
+                if s.failures.len() < MAX_FAILURES_KEPT {
+                    s.failures.push(Failure {
+                        device_id: r.device_id.clone(),
+                        line: r.line,
+                        error: r.error.clone().unwrap_or_default(),
+                    });
+                } else {
+                    s.failures_not_listed += 1;
                 }
-                match r.status {
-                    Status::Issued => s.issued += 1,
-                    Status::AlreadyPresent => s.already_present += 1,
-                    Status::Skipped => s.skipped += 1,
-                    Status::Failed => {
-                        s.failed += 1;
-                        if s.failures.len() < MAX_FAILURES_KEPT {
-                            s.failures.push(Failure {
-                                device_id: r.device_id.clone(),
-                                line: r.line,
-                                error: r.error.clone().unwrap_or_default(),
-                            });
-                        } else {
-                            s.failures_not_listed += 1;
-                        }
+            }
+        }
+        if r.status == Status::Failed {
+            self.consecutive_failures += 1;
+        } else if r.status != Status::Skipped {
+            self.consecutive_failures = 0;
+        }
+        self.rep.device(&r, s);
+    }
+
+    /// Stops the run after [`MAX_CONSECUTIVE_FAILURES`] failures in a row with no success.
+    fn check_consecutive_failures(&mut self) {
+        let s = &mut self.s;
+        let n = self.consecutive_failures;
+        if n >= MAX_CONSECUTIVE_FAILURES && s.done() == 0 && s.stopped.is_none() {
+            let last = s
+                .failures
+                .last()
+                .map(|f| f.error.clone())
+                .unwrap_or_default();
+            s.stopped = Some(format!(
+                "stopped after {n} consecutive failures with no success (last: {last})"
+            ));
+        }
+    }
+}
+
+/// The device tasks in flight and what decides when to stop feeding them.
+struct Drive {
+    ctx: Arc<Ctx>,
+    in_flight: usize,
+    stop: Arc<AtomicBool>,
+    stop_notify: Arc<tokio::sync::Notify>,
+    set: JoinSet<Outcome>,
+    tally: Tally,
+    fatal: Option<Error>,
+}
+
+impl Drive {
+    /// Feeds devices from `feed` (at most `in_flight` at once) until it ends or the run stops,
+    /// and waits for the devices in flight.
+    async fn pass(&mut self, mut feed: Feed, pass: Pass) {
+        let mut feed_done = false;
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed)
+                || self.tally.s.stopped.is_some()
+                || self.fatal.is_some();
+            if self.set.is_empty() && (stopping || feed_done) {
+                break;
+            }
+            let can_feed = !stopping && !feed_done && self.set.len() < self.in_flight;
+            tokio::select! {
+                biased;
+                _ = self.stop_notify.notified() => {}
+                Some(j) = self.set.join_next(), if !self.set.is_empty() => {
+                    match j {
+                        Ok(o) => self.tally.add(o),
+                        Err(e) => self.fatal = Some(Error::Other(format!("internal: a device task panicked: {e}"))),
+                    }
+                    if pass == Pass::First {
+                        self.tally.check_consecutive_failures();
                     }
                 }
-                if r.status == Status::Failed {
-                    *consecutive += 1;
-                } else if r.status != Status::Skipped {
-                    *consecutive = 0;
-                }
-                rep.device(&r, s);
+                e = feed.next(), if can_feed => match e {
+                    Some(Ok(entry)) => {
+                        self.set.spawn(one(self.ctx.clone(), entry, pass == Pass::Deferred));
+                    }
+                    Some(Err(e)) => self.fatal = Some(e),
+                    None => feed_done = true,
+                },
             }
         }
-    };
-
-    // First pass: the manifest.
-    loop {
-        let stopping = stop.load(Ordering::Relaxed) || s.stopped.is_some() || fatal.is_some();
-        if stopping && set.is_empty() {
-            break;
-        }
-        if feed_done && set.is_empty() {
-            break;
-        }
-        let can_feed = !stopping && !feed_done && set.len() < in_flight;
-        tokio::select! {
-            biased;
-            _ = stop_notify.notified() => {}
-            Some(j) = set.join_next(), if !set.is_empty() => {
-                match j {
-                    Ok(o) => handle(o, &mut s, &mut deferred, &mut rep, &mut consecutive_failures),
-                    Err(e) => fatal = Some(Error::Other(format!("internal: a device task panicked: {e}"))),
-                }
-                if consecutive_failures >= MAX_CONSECUTIVE_FAILURES && s.done() == 0 && s.stopped.is_none() {
-                    let last = s.failures.last().map(|f| f.error.clone()).unwrap_or_default();
-                    s.stopped = Some(format!("stopped after {consecutive_failures} consecutive failures with no success (last: {last})"));
-                }
-            }
-            e = rx.recv(), if can_feed => match e {
-                Some(Ok(entry)) => { set.spawn(one(ctx.clone(), entry, false)); }
-                Some(Err(e)) => fatal = Some(e),
-                None => feed_done = true,
-            },
-        }
     }
-
-    // Deferred pass: devices another runner held; now wait for it (bounded) and pick up its result.
-    let mut queue = std::mem::take(&mut deferred).into_iter();
-    loop {
-        let stopping = stop.load(Ordering::Relaxed) || s.stopped.is_some() || fatal.is_some();
-        let can_feed = !stopping && set.len() < in_flight;
-        if can_feed {
-            if let Some(entry) = queue.next() {
-                set.spawn(one(ctx.clone(), entry, true));
-                continue;
-            }
-        }
-        if set.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            _ = stop_notify.notified() => {}
-            Some(j) = set.join_next() => match j {
-                Ok(o) => handle(o, &mut s, &mut deferred, &mut rep, &mut consecutive_failures),
-                Err(e) => fatal = Some(Error::Other(format!("internal: a device task panicked: {e}"))),
-            },
-        }
-    }
-    drop(rx);
-    let _ = reader.await;
-    rep.finish();
-
-    s.interrupted = stop.load(Ordering::Relaxed);
-    let finished = s.done() + s.failed + s.skipped;
-    s.not_started = s.devices.saturating_sub(finished);
-    s.elapsed_s = start.elapsed().as_secs_f64();
-    s.rate_per_s = finished as f64 / s.elapsed_s.max(1e-3);
-    s.hsm_retries = pool.retried();
-    s.throttled = shaper.map(Shaper::stats).unwrap_or_default().throttled;
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    Ok(s)
 }
 
 /// The human summary (stdout).

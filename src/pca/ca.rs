@@ -41,7 +41,7 @@ pub fn signing_algorithm_for(k: &KeyAlgorithm) -> Result<SigningAlgorithm> {
         KeyAlgorithm::MlDsa65 => SigningAlgorithm::MlDsa65,
         KeyAlgorithm::MlDsa87 => SigningAlgorithm::MlDsa87,
         other => {
-            return Err(Error::Aws(format!(
+            return Err(Error::aws(format!(
                 "the CA's key algorithm {} is not supported by this tool",
                 other.as_str()
             )))
@@ -68,17 +68,21 @@ impl CaInfo {
             .send()
             .await
             .map_err(|e| {
-                if error_code(&e) == Some("ResourceNotFoundException") {
-                    Error::Aws(format!(
-                        "unknown CA: no certificate authority {arn} in {}",
-                        clients.region
-                    ))
+                let unknown = error_code(&e) == Some("ResourceNotFoundException");
+                let err = map_sdk_error(clients, Service::Pca, "DescribeCertificateAuthority", e);
+                if unknown {
+                    err.reword_aws(|_| {
+                        format!(
+                            "unknown CA: no certificate authority {arn} in {}",
+                            clients.region
+                        )
+                    })
                 } else {
-                    map_sdk_error(clients, Service::Pca, "DescribeCertificateAuthority", e)
+                    err
                 }
             })?;
         let ca = out.certificate_authority().ok_or_else(|| {
-            Error::Aws(format!(
+            Error::aws(format!(
                 "DescribeCertificateAuthority returned no CA for {arn}"
             ))
         })?;
@@ -87,7 +91,7 @@ impl CaInfo {
             .cloned()
             .unwrap_or(CertificateAuthorityStatus::from("UNKNOWN"));
         if status != CertificateAuthorityStatus::Active {
-            return Err(Error::Aws(format!(
+            return Err(Error::aws(format!(
                 "CA {arn} is {}, not ACTIVE: it cannot issue certificates",
                 status.as_str()
             )));
@@ -95,7 +99,7 @@ impl CaInfo {
         let key_alg = ca
             .certificate_authority_configuration()
             .map(|c| c.key_algorithm().clone())
-            .ok_or_else(|| Error::Aws(format!("CA {arn} has no configuration")))?;
+            .ok_or_else(|| Error::aws(format!("CA {arn} has no configuration")))?;
         let signing_algorithm = signing_algorithm_for(&key_alg)?;
 
         let cert = clients
@@ -114,7 +118,7 @@ impl CaInfo {
             })?;
         let cert_pem = cert
             .certificate()
-            .ok_or_else(|| Error::Aws(format!("CA {arn} has no certificate")))?
+            .ok_or_else(|| Error::aws(format!("CA {arn} has no certificate")))?
             .to_string();
         let not_after = pem_not_after(&cert_pem).map_err(|e| {
             Error::Certificate(format!("cannot read the certificate of CA {arn}: {e}"))

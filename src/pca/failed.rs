@@ -54,7 +54,7 @@ where
     R: std::fmt::Debug + 'static,
 {
     match map_sdk_error(clients, Service::Ddb, op, e) {
-        Error::Aws(m) => Error::Registry(m),
+        Error::Aws { message, .. } => Error::Registry(message),
         other => other,
     }
 }

@@ -24,6 +24,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_acmpca::client::Waiters;
+use aws_sdk_acmpca::operation::get_certificate::{GetCertificateError, GetCertificateOutput};
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{SigningAlgorithm, Validity, ValidityPeriodType};
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -31,7 +32,7 @@ use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::pca::aws::{error_code, map_sdk_error, AwsClients, Service};
+use crate::pca::aws::{map_sdk_error, AwsClients, Service};
 use crate::pca::ca::CaInfo;
 use crate::pca::csr::{cert_facts, Csr};
 use crate::pca::ids::{CaArn, DeviceId, Serial};
@@ -297,20 +298,7 @@ impl Issuer {
             }
             let generation = st.next_generation();
             let Some(intent) = st.intent(generation).cloned() else {
-                let now = OffsetDateTime::now_utc();
-                let intent = Intent {
-                    device_id: device.to_string(),
-                    generation,
-                    state: IntentState::Pending,
-                    ca_arn: self.ca.arn.to_string(),
-                    owner: self.owner.clone(),
-                    lease_until: now.unix_timestamp() + self.opts.lease.as_secs() as i64,
-                    created_at: rfc3339(now),
-                    created_epoch: now.unix_timestamp(),
-                    params: None,
-                    cert_arn: None,
-                    serial: None,
-                };
+                let intent = self.new_intent(device, generation);
                 match self.registry.put_intent(&intent).await? {
                     Written::Yes => {
                         return Ok(Begin::Claimed(Claim {
@@ -328,65 +316,88 @@ impl Issuer {
                     intent.ca_arn, intent.created_at
                 )));
             }
-            match intent.state {
-                IntentState::Issuing => {
+            let held = match intent.state {
+                IntentState::Issuing => Pending::Claimed(intent),
+                IntentState::Issued => {
+                    return Err(Error::Registry(format!(
+                        "registry inconsistency: device {device} intent {generation} is ISSUED but CURRENT does not show it"
+                    )))
+                }
+                IntentState::Pending => self.claim_pending(device, intent).await?,
+            };
+            match held {
+                Pending::Claimed(intent) => {
                     return Ok(Begin::Claimed(Claim {
                         device: device.clone(),
                         intent,
                         never_claimed: false,
                     }))
                 }
-                IntentState::Issued => {
-                    return Err(Error::Registry(format!(
-                        "registry inconsistency: device {device} intent {generation} is ISSUED but CURRENT does not show it"
-                    )))
+                Pending::Lost => continue,
+                Pending::Held(intent) if Instant::now() >= deadline => {
+                    return Err(Error::HeldByAnotherRunner {
+                        device: device.to_string(),
+                        owner: intent.owner,
+                        lease_until: rfc3339(
+                            OffsetDateTime::from_unix_timestamp(intent.lease_until)
+                                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        ),
+                    });
                 }
-                IntentState::Pending => {
-                    if intent.owner == self.owner {
-                        return Ok(Begin::Claimed(Claim {
-                            device: device.clone(),
-                            intent,
-                            never_claimed: false,
-                        }));
-                    }
-                    let expired = intent.lease_until < now_epoch();
-                    if expired || owner::is_dead_local(&intent.owner) {
-                        let lease = now_epoch() + self.opts.lease.as_secs() as i64;
-                        if self.registry.take_over_intent(&intent, &self.owner, lease).await?
-                            == Written::Yes
-                        {
-                            tracing::info!(
-                                device = %device,
-                                previous = %intent.owner,
-                                "took over an unfinished issuance"
-                            );
-                            let mut intent = intent;
-                            intent.owner = self.owner.clone();
-                            intent.lease_until = lease;
-                            return Ok(Begin::Claimed(Claim {
-                                device: device.clone(),
-                                intent,
-                                never_claimed: false,
-                            }));
-                        }
-                        continue;
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(conflict(format!(
-                            "device {device} is being issued by another runner ({}, lease until {}): try again later",
-                            intent.owner,
-                            rfc3339(
-                                OffsetDateTime::from_unix_timestamp(intent.lease_until)
-                                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-                            )
-                        )));
-                    }
+                Pending::Held(_) => {
                     let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
                     tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
+    }
+
+    /// A fresh PENDING intent of this runner for `generation`.
+    fn new_intent(&self, device: &DeviceId, generation: u32) -> Intent {
+        let now = OffsetDateTime::now_utc();
+        Intent {
+            device_id: device.to_string(),
+            generation,
+            state: IntentState::Pending,
+            ca_arn: self.ca.arn.to_string(),
+            owner: self.owner.clone(),
+            lease_until: now.unix_timestamp() + self.opts.lease.as_secs() as i64,
+            created_at: rfc3339(now),
+            created_epoch: now.unix_timestamp(),
+            params: None,
+            cert_arn: None,
+            serial: None,
+        }
+    }
+
+    /// A PENDING intent: ours, taken over from a dead or expired holder, or held by a live one.
+    async fn claim_pending(&self, device: &DeviceId, intent: Intent) -> Result<Pending> {
+        if intent.owner == self.owner {
+            return Ok(Pending::Claimed(intent));
+        }
+        let expired = intent.lease_until < now_epoch();
+        if !expired && !owner::is_dead_local(&intent.owner) {
+            return Ok(Pending::Held(intent));
+        }
+        let lease = now_epoch() + self.opts.lease.as_secs() as i64;
+        if self
+            .registry
+            .take_over_intent(&intent, &self.owner, lease)
+            .await?
+            != Written::Yes
+        {
+            return Ok(Pending::Lost);
+        }
+        tracing::info!(
+            device = %device,
+            previous = %intent.owner,
+            "took over an unfinished issuance"
+        );
+        let mut intent = intent;
+        intent.owner = self.owner.clone();
+        intent.lease_until = lease;
+        Ok(Pending::Claimed(intent))
     }
 
     /// Gives a PENDING claim back (e.g. the HSM failed before IssueCertificate was called), so
@@ -432,6 +443,9 @@ impl Issuer {
     /// Drives a claim to a recorded certificate. `csr` is required while the claim is PENDING
     /// (see [`Claim::needs_csr`]); with a stored ARN it is optional (used only to cross-check the
     /// issued public key).
+    ///
+    /// Phases: [parameters](Self::parameters) → [submit](Self::submit) (IssueCertificate, ARN
+    /// stored) → [fetch](Self::fetch) (wait + GetCertificate) → [record](Self::record).
     pub async fn complete(&self, claim: Claim, csr: Option<&Csr>) -> Result<Issued> {
         let Claim {
             device, mut intent, ..
@@ -444,99 +458,137 @@ impl Issuer {
                 ))
             })?;
             self.refuse_compromised_key(&device, &intent, csr).await?;
-            let token = idempotency_token(
-                self.ca.arn.as_str(),
-                device.as_str(),
-                intent.generation,
-                &csr.tbs,
-            );
-            let params = match intent.params.clone() {
-                Some(p) if p.token == token => {
-                    let age = now_epoch() - intent.created_epoch;
-                    if age > crate::pca::reconcile::IDEMPOTENCY_WINDOW.as_secs() as i64 {
-                        tracing::warn!(device = %device, token = %p.token, age, "resuming beyond the idempotency window");
-                        eprintln!(
-                            "warning: device {device}: resuming an issuance started {age} s ago, beyond AWS's idempotency window; if that attempt reached AWS, its certificate (token {}) is not recorded — see `hsm-demo pca reconcile`",
-                            p.token
-                        );
-                    }
-                    p
-                }
-                Some(p) => {
-                    return Err(conflict(format!(
-                        "device {device} has an unfinished issuance for a different CSR (token {}, since {}): it may have been issued; run `hsm-demo pca reconcile --device-id {device}`",
-                        p.token, intent.created_at
-                    )))
-                }
-                None => {
-                    let v = self.opts.validity.resolve(OffsetDateTime::now_utc())?;
-                    self.check_validity(&v)?;
-                    let p = IssueParams {
-                        token: token.clone(),
-                        csr_sha256: sha256_hex(&csr.tbs),
-                        template_arn: self.opts.template.arn().to_string(),
-                        signing_algorithm: self.ca.signing_algorithm.as_str().to_string(),
-                        validity_type: v.kind.as_str().to_string(),
-                        validity_value: v.value,
-                    };
-                    match self.registry.set_intent_params(&intent, &self.owner, &p).await? {
-                        Written::Yes => p,
-                        Written::ConditionFailed => {
-                            let _ = self.registry.delete_intent(&intent, &self.owner).await;
-                            return Err(conflict(format!(
-                                "device {device}: lost the intent to another runner; rerun to pick up its result"
-                            )));
-                        }
-                    }
-                }
-            };
+            let params = self.parameters(&device, &intent, csr).await?;
             intent.params = Some(params.clone());
             crash_point!("after-intent");
-
-            let arn = match self.issue_certificate(csr, &params).await {
-                Ok(a) => a,
-                Err((e, rejected)) => {
-                    if rejected {
-                        // AWS answered with a 4xx: it issued nothing for this request. Leave
-                        // nothing recorded.
-                        if let Err(de) = self.registry.delete_intent(&intent, &self.owner).await {
-                            tracing::warn!(device = %device, "could not delete the failed intent: {de}");
-                        }
-                    } else {
-                        // A timeout, dropped connection or 5xx after the last retry: AWS may have
-                        // issued. Keep the intent (with its token) so a rerun resends the same
-                        // token, and `pca reconcile` sees it if the rerun comes too late.
-                        tracing::warn!(device = %device, token = %params.token, "IssueCertificate outcome unknown; intent kept for resume");
-                    }
-                    return Err(e);
-                }
-            };
+            match self.submit(&device, intent, csr, &params).await? {
+                Submitted::Issuing(i) => intent = i,
+                Submitted::Recorded(done) => return Ok(done),
+            }
             called_issue = true;
-            crash_point!("after-issue");
+            crash_point!("after-arn");
+        }
+        let arn = intent.cert_arn.clone().ok_or_else(|| {
+            Error::Registry(format!(
+                "registry inconsistency: ISSUING intent of {device} has no cert_arn"
+            ))
+        })?;
+        let (cert_pem, chain_pem) = self.fetch(&intent, &arn).await?;
+        crash_point!("after-get-certificate");
+        let rec = self.cert_record(&device, &intent, &arn, csr, &cert_pem, &chain_pem)?;
+        crash_point!("before-record");
+        self.record(&device, rec, cert_pem, chain_pem, called_issue)
+            .await
+    }
 
-            match self
-                .registry
-                .set_intent_issuing(&intent, &params.token, &arn)
-                .await?
-            {
-                Written::Yes => intent.cert_arn = Some(arn),
-                Written::ConditionFailed => {
-                    // Another runner stored an ARN (or finished) meanwhile.
-                    let st = self.registry.device(&device).await?;
-                    if let Some(cur) = st.current.as_ref().filter(|c| {
-                        c.generation == intent.generation && c.status == CertStatus::Issued
-                    }) {
-                        let done = self.done_from(&st, cur)?;
-                        if done.record.cert_arn != arn {
-                            self.warn_duplicate(&device, &arn, &done.record.cert_arn);
-                        }
-                        return Ok(done);
+    /// Parameters phase: the intent's IssueCertificate parameters — the stored ones on a resume
+    /// (same CSR), or new ones written into the intent (conditional on this runner's ownership).
+    async fn parameters(
+        &self,
+        device: &DeviceId,
+        intent: &Intent,
+        csr: &Csr,
+    ) -> Result<IssueParams> {
+        let token = idempotency_token(
+            self.ca.arn.as_str(),
+            device.as_str(),
+            intent.generation,
+            &csr.tbs,
+        );
+        match intent.params.clone() {
+            Some(p) if p.token == token => {
+                let age = now_epoch() - intent.created_epoch;
+                if age > crate::pca::reconcile::IDEMPOTENCY_WINDOW.as_secs() as i64 {
+                    tracing::warn!(device = %device, token = %p.token, age, "resuming beyond the idempotency window");
+                    eprintln!(
+                        "warning: device {device}: resuming an issuance started {age} s ago, beyond AWS's idempotency window; if that attempt reached AWS, its certificate (token {}) is not recorded — see `hsm-demo pca reconcile`",
+                        p.token
+                    );
+                }
+                Ok(p)
+            }
+            Some(p) => Err(conflict(format!(
+                "device {device} has an unfinished issuance for a different CSR (token {}, since {}): it may have been issued; run `hsm-demo pca reconcile --device-id {device}`",
+                p.token, intent.created_at
+            ))),
+            None => {
+                let v = self.opts.validity.resolve(OffsetDateTime::now_utc())?;
+                self.check_validity(&v)?;
+                let p = IssueParams {
+                    token,
+                    csr_sha256: sha256_hex(&csr.tbs),
+                    template_arn: self.opts.template.arn().to_string(),
+                    signing_algorithm: self.ca.signing_algorithm.as_str().to_string(),
+                    validity_type: v.kind.as_str().to_string(),
+                    validity_value: v.value,
+                };
+                match self.registry.set_intent_params(intent, &self.owner, &p).await? {
+                    Written::Yes => Ok(p),
+                    Written::ConditionFailed => {
+                        let _ = self.registry.delete_intent(intent, &self.owner).await;
+                        Err(Error::LostIntent {
+                            device: device.to_string(),
+                        })
                     }
-                    match st.intent(intent.generation) {
+                }
+            }
+        }
+    }
+
+    /// Submit phase: IssueCertificate, then the returned ARN stored in the intent (ISSUING). A
+    /// rejected request deletes the intent; an unknown outcome keeps it for a resume.
+    async fn submit(
+        &self,
+        device: &DeviceId,
+        mut intent: Intent,
+        csr: &Csr,
+        params: &IssueParams,
+    ) -> Result<Submitted> {
+        let arn = match self.issue_certificate(csr, params).await {
+            Ok(a) => a,
+            Err(IssueFailure::Rejected(e)) => {
+                // AWS answered with a 4xx: it issued nothing for this request. Leave nothing
+                // recorded.
+                if let Err(de) = self.registry.delete_intent(&intent, &self.owner).await {
+                    tracing::warn!(device = %device, "could not delete the failed intent: {de}");
+                }
+                return Err(e);
+            }
+            Err(IssueFailure::Unknown(e)) => {
+                // A timeout, dropped connection or 5xx after the last retry: AWS may have issued.
+                // Keep the intent (with its token) so a rerun resends the same token, and `pca
+                // reconcile` sees it if the rerun comes too late.
+                tracing::warn!(device = %device, token = %params.token, "IssueCertificate outcome unknown; intent kept for resume");
+                return Err(e);
+            }
+        };
+        crash_point!("after-issue");
+        match self
+            .registry
+            .set_intent_issuing(&intent, &params.token, &arn)
+            .await?
+        {
+            Written::Yes => intent.cert_arn = Some(arn),
+            // Another runner stored an ARN (or finished) meanwhile.
+            Written::ConditionFailed => {
+                let generation = intent.generation;
+                match self
+                    .reread_after_conflict(device, |c| {
+                        c.generation == generation && c.status == CertStatus::Issued
+                    })
+                    .await?
+                {
+                    Reread::Recorded(done) => {
+                        if done.record.cert_arn != arn {
+                            self.warn_duplicate(device, &arn, &done.record.cert_arn);
+                        }
+                        return Ok(Submitted::Recorded(done));
+                    }
+                    Reread::Open(st) => match st.intent(generation) {
                         Some(i) if i.cert_arn.is_some() => {
                             let other = i.cert_arn.clone().unwrap_or_default();
                             if other != arn {
-                                self.warn_duplicate(&device, &arn, &other);
+                                self.warn_duplicate(device, &arn, &other);
                             }
                             intent = i.clone();
                         }
@@ -545,36 +597,39 @@ impl Issuer {
                                 "device {device}: the intent changed while issuing (certificate {arn} may be orphaned)"
                             )))
                         }
-                    }
+                    },
                 }
             }
-            intent.state = IntentState::Issuing;
-            crash_point!("after-arn");
         }
+        intent.state = IntentState::Issuing;
+        Ok(Submitted::Issuing(intent))
+    }
 
-        let arn = intent.cert_arn.clone().ok_or_else(|| {
-            Error::Registry(format!(
-                "registry inconsistency: ISSUING intent of {device} has no cert_arn"
-            ))
-        })?;
-        let token = intent
-            .params
-            .as_ref()
-            .map(|p| p.token.clone())
-            .unwrap_or_default();
-        let (cert_pem, chain_pem) = match self.wait_and_get(&arn).await {
-            Ok(x) => x,
-            Err((e, terminal)) => {
-                if terminal {
-                    // RequestFailed: no certificate exists for this ARN; free the slot.
-                    let _ = self.registry.delete_intent(&intent, &intent.owner).await;
-                }
-                return Err(e);
+    /// Fetch phase: waits for the certificate and gets it. A terminal failure (no certificate
+    /// will ever exist for this ARN) frees the device's slot.
+    async fn fetch(&self, intent: &Intent, arn: &str) -> Result<(String, String)> {
+        match self.wait_and_get(arn).await {
+            Ok(x) => Ok(x),
+            Err(FetchFailure::Terminal(e)) => {
+                // RequestFailed: no certificate exists for this ARN; free the slot.
+                let _ = self.registry.delete_intent(intent, &intent.owner).await;
+                Err(e)
             }
-        };
-        crash_point!("after-get-certificate");
+            Err(FetchFailure::Retryable(e)) => Err(e),
+        }
+    }
 
-        let facts = cert_facts(&cert_pem)?;
+    /// The record of a fetched certificate (checked against the CSR's public key, if given).
+    fn cert_record(
+        &self,
+        device: &DeviceId,
+        intent: &Intent,
+        arn: &str,
+        csr: Option<&Csr>,
+        cert_pem: &str,
+        chain_pem: &str,
+    ) -> Result<CertRecord> {
+        let facts = cert_facts(cert_pem)?;
         if let Some(csr) = csr {
             if facts.spki != csr.spki {
                 return Err(Error::Certificate(format!(
@@ -582,30 +637,40 @@ impl Issuer {
                 )));
             }
         }
-        let template_arn = intent
-            .params
-            .as_ref()
-            .map(|p| p.template_arn.clone())
-            .unwrap_or_else(|| self.opts.template.arn().to_string());
-        let rec = CertRecord {
+        let params = intent.params.as_ref();
+        Ok(CertRecord {
             device_id: device.to_string(),
             generation: intent.generation,
             serial: Serial::from_bytes(&facts.serial).to_string(),
             ca_arn: self.ca.arn.to_string(),
-            cert_arn: arn.clone(),
+            cert_arn: arn.to_string(),
             status: CertStatus::Issued,
             not_before: rfc3339(facts.not_before),
             not_after: rfc3339(facts.not_after),
             issued_at: rfc3339(OffsetDateTime::now_utc()),
             revoked_at: None,
             revocation_reason: None,
-            token,
-            template_arn,
-            cert_pem: Some(cert_pem.clone()),
-            chain_pem: Some(chain_pem.clone()),
+            token: params.map(|p| p.token.clone()).unwrap_or_default(),
+            template_arn: params
+                .map(|p| p.template_arn.clone())
+                .unwrap_or_else(|| self.opts.template.arn().to_string()),
+            cert_pem: Some(cert_pem.to_string()),
+            chain_pem: Some(chain_pem.to_string()),
             recorded_by: Some(self.owner.clone()),
-        };
-        crash_point!("before-record");
+        })
+    }
+
+    /// Record phase: ONE conditional transaction (serial marker, certificate, CURRENT, intent
+    /// ISSUED). On a condition failure the registry is re-read: the same certificate recorded
+    /// (by another runner, or by our own retried write) is success; anything else is refused.
+    async fn record(
+        &self,
+        device: &DeviceId,
+        rec: CertRecord,
+        cert_pem: String,
+        chain_pem: String,
+        called_issue: bool,
+    ) -> Result<Issued> {
         #[allow(unused_mut)]
         let mut written = self.registry.record_issued(&rec).await?;
         // Test-only: the transaction committed but its answer was lost, so the SDK's retry sees
@@ -614,49 +679,62 @@ impl Issuer {
         if written == Written::Yes && fail::eval("record-answer-lost", |_| ()).is_some() {
             written = self.registry.record_issued(&rec).await?;
         }
-        match written {
-            Written::Yes => {
-                crash_point!("after-record");
-                Ok(Issued {
-                    record: rec,
-                    cert_pem,
-                    chain_pem,
-                    fresh: true,
-                    called_issue,
-                })
+        if written == Written::Yes {
+            crash_point!("after-record");
+            return Ok(Issued {
+                record: rec,
+                cert_pem,
+                chain_pem,
+                fresh: true,
+                called_issue,
+            });
+        }
+        match self
+            .reread_after_conflict(device, |c| {
+                c.generation == rec.generation && c.serial == rec.serial
+            })
+            .await?
+        {
+            Reread::Recorded(mut done) => {
+                done.called_issue = called_issue;
+                // Either another runner recorded the same certificate (it took the intent over
+                // and got the same ARN for the same token), or the SDK retried our transaction
+                // after a lost answer and its first attempt had committed: the record's writer
+                // tells which.
+                done.fresh = done.record.recorded_by.as_deref() == Some(self.owner.as_str());
+                Ok(done)
             }
-            Written::ConditionFailed => {
-                let st = self.registry.device(&device).await?;
-                match st.current.as_ref() {
-                    Some(cur) if cur.generation == rec.generation && cur.serial == rec.serial => {
-                        let mut done = self.done_from(&st, cur)?;
-                        done.called_issue = called_issue;
-                        // Either another runner recorded the same certificate (it took the
-                        // intent over and got the same ARN for the same token), or the SDK
-                        // retried our transaction after a lost answer and its first attempt had
-                        // committed: the record's writer tells which.
-                        done.fresh = cur.recorded_by.as_deref() == Some(self.owner.as_str());
-                        Ok(done)
-                    }
-                    _ => {
-                        let markers = self
-                            .registry
-                            .by_serial(&Serial::parse(&rec.serial)?)
-                            .await?;
-                        if let Some(m) = markers.iter().find(|m| m.ca_arn == rec.ca_arn) {
-                            Err(Error::Registry(format!(
-                                "serial {} of CA {} is already recorded for device {}: not recording it for {device}",
-                                rec.serial, rec.ca_arn, m.device_id
-                            )))
-                        } else {
-                            Err(Error::Registry(format!(
-                                "could not record certificate {} for device {device}: the registry changed meanwhile; rerun",
-                                rec.serial
-                            )))
-                        }
-                    }
+            Reread::Open(_) => {
+                let markers = self
+                    .registry
+                    .by_serial(&Serial::parse(&rec.serial)?)
+                    .await?;
+                if let Some(m) = markers.iter().find(|m| m.ca_arn == rec.ca_arn) {
+                    Err(Error::Registry(format!(
+                        "serial {} of CA {} is already recorded for device {}: not recording it for {device}",
+                        rec.serial, rec.ca_arn, m.device_id
+                    )))
+                } else {
+                    Err(Error::Registry(format!(
+                        "could not record certificate {} for device {device}: the registry changed meanwhile; rerun",
+                        rec.serial
+                    )))
                 }
             }
+        }
+    }
+
+    /// After a conditional write lost to another writer: re-reads the device (consistently) and
+    /// returns its recorded result if its CURRENT record is the one `recorded` accepts.
+    async fn reread_after_conflict(
+        &self,
+        device: &DeviceId,
+        recorded: impl Fn(&CertRecord) -> bool,
+    ) -> Result<Reread> {
+        let st = self.registry.device(device).await?;
+        match st.current.as_ref().filter(|c| recorded(c)) {
+            Some(cur) => Ok(Reread::Recorded(self.done_from(&st, cur)?)),
+            None => Ok(Reread::Open(st)),
         }
     }
 
@@ -672,28 +750,27 @@ impl Issuer {
         );
     }
 
-    /// Calls IssueCertificate. On error, the bool says whether AWS *rejected* the request (a 4xx
-    /// answer: nothing was issued) as opposed to an unknown outcome (timeout, dropped connection,
-    /// 5xx), after which a certificate may exist.
+    /// Calls IssueCertificate. An error says whether AWS *rejected* the request (a 4xx answer:
+    /// nothing was issued) or the outcome is unknown (timeout, dropped connection, 5xx), after
+    /// which a certificate may exist.
     async fn issue_certificate(
         &self,
         csr: &Csr,
         p: &IssueParams,
-    ) -> std::result::Result<String, (Error, bool)> {
+    ) -> std::result::Result<String, IssueFailure> {
         let kind = ValidityKind::parse(&p.validity_type).ok_or_else(|| {
-            (
-                Error::Registry(format!(
-                    "intent has an unknown validity type {}",
-                    p.validity_type
-                )),
-                true,
-            )
+            IssueFailure::Rejected(Error::Registry(format!(
+                "intent has an unknown validity type {}",
+                p.validity_type
+            )))
         })?;
         let validity = Validity::builder()
             .r#type(ValidityPeriodType::from(kind.as_str()))
             .value(p.validity_value)
             .build()
-            .map_err(|e| (Error::Other(format!("internal: validity: {e}")), true))?;
+            .map_err(|e| {
+                IssueFailure::Rejected(Error::Other(format!("internal: validity: {e}")))
+            })?;
         let out = self
             .clients
             .pca
@@ -707,30 +784,26 @@ impl Issuer {
             .send()
             .await
             .map_err(|e| {
-                let code = error_code(&e).map(str::to_string);
                 let rejected = matches!(&e, SdkError::ServiceError(se) if se.raw().status().is_client_error());
                 let mut err = map_sdk_error(&self.clients, Service::Pca, "IssueCertificate", e);
-                if code.as_deref() == Some("LimitExceededException") {
-                    err = Error::Aws(format!(
-                        "{err} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
+                if err.aws_code() == Some("LimitExceededException") {
+                    err = err.reword_aws(|m| format!(
+                        "{m} (a resource quota, not a rate limit: not retried; ask AWS for a quota increase)"
                     ));
                 }
-                (err, rejected)
+                if rejected {
+                    IssueFailure::Rejected(err)
+                } else {
+                    IssueFailure::Unknown(err)
+                }
             })?;
         out.certificate_arn().map(str::to_string).ok_or_else(|| {
-            (
-                Error::Aws("IssueCertificate returned no CertificateArn".into()),
-                false,
-            )
+            IssueFailure::Unknown(Error::aws("IssueCertificate returned no CertificateArn"))
         })
     }
 
     /// Waits with the SDK's `certificate_issued` waiter (bounded) and returns (cert, chain) PEMs.
-    /// The bool in the error is true when the failure is terminal for this ARN (RequestFailed).
-    async fn wait_and_get(
-        &self,
-        arn: &str,
-    ) -> std::result::Result<(String, String), (Error, bool)> {
+    async fn wait_and_get(&self, arn: &str) -> std::result::Result<(String, String), FetchFailure> {
         let res = self
             .clients
             .pca
@@ -741,62 +814,112 @@ impl Issuer {
             .await;
         let out = match res {
             Ok(final_poll) => final_poll.into_result().map_err(|e| {
-                (map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e), false)
+                FetchFailure::Retryable(map_sdk_error(
+                    &self.clients,
+                    Service::Pca,
+                    "GetCertificate",
+                    e,
+                ))
             })?,
-            Err(WaiterError::ExceededMaxWait(m)) => {
-                return Err((
-                    Error::Aws(format!(
-                        "certificate {arn} was not issued within {:?} ({} polls): rerun to keep waiting (the ARN is recorded)",
-                        m.max_wait(),
-                        m.poll_count()
-                    )),
-                    false,
-                ))
-            }
-            Err(WaiterError::OperationFailed(of)) => {
-                let e = of.into_error();
-                let terminal = error_code(&e) == Some("RequestFailedException");
-                let mapped = map_sdk_error(&self.clients, Service::Pca, "GetCertificate", e);
-                return Err((
-                    if terminal {
-                        Error::Aws(format!(
-                            "{mapped} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
-                        ))
-                    } else {
-                        mapped
-                    },
-                    terminal,
-                ));
-            }
-            Err(WaiterError::FailureState(f)) => {
-                use aws_sdk_acmpca::error::ProvideErrorMetadata;
-                let msg = match f.final_poll().as_result() {
-                    Err(e) => format!(
-                        "AWS Private CA GetCertificate failed: {}: {}",
-                        e.code().unwrap_or("UnknownError"),
-                        e.message().unwrap_or("")
-                    ),
-                    Ok(_) => format!("waiting for certificate {arn}: unexpected waiter state"),
-                };
-                return Err((Error::Aws(msg), false));
-            }
-            Err(other) => {
-                return Err((
-                    Error::Aws(format!("waiting for certificate {arn}: {other}")),
-                    false,
-                ))
-            }
+            Err(e) => return Err(self.waiter_failure(arn, e)),
         };
         let cert = out
             .certificate()
             .ok_or_else(|| {
-                (
-                    Error::Aws(format!("GetCertificate returned no certificate for {arn}")),
-                    false,
-                )
+                FetchFailure::Retryable(Error::aws(format!(
+                    "GetCertificate returned no certificate for {arn}"
+                )))
             })?
             .to_string();
         let chain = out.certificate_chain().unwrap_or("").to_string();
         Ok((cert, chain))
     }
+
+    /// Classifies a failed `certificate_issued` wait.
+    fn waiter_failure(
+        &self,
+        arn: &str,
+        e: WaiterError<GetCertificateOutput, GetCertificateError>,
+    ) -> FetchFailure {
+        match e {
+            WaiterError::ExceededMaxWait(m) => FetchFailure::Retryable(Error::aws(format!(
+                "certificate {arn} was not issued within {:?} ({} polls): rerun to keep waiting (the ARN is recorded)",
+                m.max_wait(),
+                m.poll_count()
+            ))),
+            WaiterError::OperationFailed(of) => {
+                let mapped =
+                    map_sdk_error(&self.clients, Service::Pca, "GetCertificate", of.into_error());
+                if mapped.aws_code() == Some("RequestFailedException") {
+                    FetchFailure::Terminal(mapped.reword_aws(|m| format!(
+                        "{m} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
+                    )))
+                } else {
+                    FetchFailure::Retryable(mapped)
+                }
+            }
+            WaiterError::FailureState(f) => {
+                use aws_sdk_acmpca::error::ProvideErrorMetadata;
+                FetchFailure::Retryable(match f.final_poll().as_result() {
+                    Err(e) => Error::Aws {
+                        message: format!(
+                            "AWS Private CA GetCertificate failed: {}: {}",
+                            e.code().unwrap_or("UnknownError"),
+                            e.message().unwrap_or("")
+                        ),
+                        code: e.code().map(str::to_string),
+                        request_id: None,
+                    },
+                    Ok(_) => Error::aws(format!(
+                        "waiting for certificate {arn}: unexpected waiter state"
+                    )),
+                })
+            }
+            other => FetchFailure::Retryable(Error::aws(format!(
+                "waiting for certificate {arn}: {other}"
+            ))),
+        }
+    }
+}
+
+/// How a PENDING intent found by [`Issuer::begin`] stands for this runner.
+enum Pending {
+    /// Ours (or taken over): drive it.
+    Claimed(Intent),
+    /// A take-over lost to another runner: read again.
+    Lost,
+    /// A live runner holds it: wait (bounded) and read again.
+    Held(Intent),
+}
+
+/// The end of the submit phase.
+enum Submitted {
+    /// The ARN is stored; the intent is ISSUING.
+    Issuing(Intent),
+    /// Another runner recorded this generation meanwhile.
+    Recorded(Issued),
+}
+
+/// A failed IssueCertificate.
+enum IssueFailure {
+    /// AWS answered with a 4xx (or the request could not be built): nothing was issued.
+    Rejected(Error),
+    /// Timeout, dropped connection, 5xx or no ARN in the answer: a certificate may exist.
+    Unknown(Error),
+}
+
+/// A failed wait for, or fetch of, an issued certificate.
+enum FetchFailure {
+    /// AWS will never issue a certificate for this ARN (`RequestFailedException`).
+    Terminal(Error),
+    /// Anything else: a rerun keeps waiting on the stored ARN.
+    Retryable(Error),
+}
+
+/// What a re-read after a lost conditional write found.
+enum Reread {
+    /// The device's CURRENT record is the expected one.
+    Recorded(Issued),
+    /// It is not: the state as read.
+    Open(DeviceState),
 }

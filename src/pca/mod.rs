@@ -34,6 +34,7 @@ pub mod owner;
 pub mod provision;
 pub mod ratelimit;
 pub mod reconcile;
+pub mod records;
 pub mod registry;
 pub mod revoke;
 pub mod token;

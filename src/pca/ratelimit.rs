@@ -203,9 +203,9 @@ impl Shaper {
         inner: Option<SharedHttpClient>,
     ) -> Result<aws_sdk_acmpca::config::Builder> {
         let inner = inner.or_else(default_http_client).ok_or_else(|| {
-            Error::Aws(
+            Error::aws(
                 "internal: no default HTTP client to shape (AWS SDK built without its default HTTPS client?)"
-                    .into(),
+                    ,
             )
         })?;
         Ok(builder

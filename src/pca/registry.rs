@@ -16,7 +16,11 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, TransactWriteItem, Update,
@@ -32,220 +36,10 @@ pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Certificate status in the registry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CertStatus {
-    /// Issued and not revoked.
-    Issued,
-    /// Revoked.
-    Revoked,
-}
-
-impl CertStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertStatus::Issued => "ISSUED",
-            CertStatus::Revoked => "REVOKED",
-        }
-    }
-
-    /// Parses the stored / CLI name (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "ISSUED" => Some(CertStatus::Issued),
-            "REVOKED" => Some(CertStatus::Revoked),
-            _ => None,
-        }
-    }
-}
-
-/// One certificate as recorded (CURRENT and CERT# items share this shape; SERIAL# holds a subset).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct CertRecord {
-    /// Device id.
-    pub device_id: String,
-    /// Generation: 0 for the device's first certificate.
-    pub generation: u32,
-    /// Serial (lower-case hex).
-    pub serial: String,
-    /// Issuing CA.
-    pub ca_arn: String,
-    /// Certificate ARN.
-    pub cert_arn: String,
-    /// ISSUED / REVOKED.
-    pub status: CertStatus,
-    /// NotBefore (RFC 3339).
-    pub not_before: String,
-    /// NotAfter (RFC 3339).
-    pub not_after: String,
-    /// When it was recorded (RFC 3339).
-    pub issued_at: String,
-    /// When it was revoked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
-    /// Revocation reason (AWS enum name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revocation_reason: Option<String>,
-    /// The idempotency token it was issued with.
-    pub token: String,
-    /// Template ARN used.
-    pub template_arn: String,
-    /// Certificate PEM (history items only).
-    #[serde(skip)]
-    pub cert_pem: Option<String>,
-    /// CA chain PEM (history items only).
-    #[serde(skip)]
-    pub chain_pem: Option<String>,
-    /// The runner (owner id) whose transaction recorded it: tells a runner whether a record it
-    /// finds after a lost answer is its own.
-    #[serde(skip)]
-    pub recorded_by: Option<String>,
-}
-
-/// Intent state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum IntentState {
-    /// Claimed; IssueCertificate may or may not have been called (token set once the CSR is known).
-    Pending,
-    /// IssueCertificate returned `cert_arn`; anyone may complete it.
-    Issuing,
-    /// Recorded.
-    Issued,
-}
-
-impl IntentState {
-    fn as_str(self) -> &'static str {
-        match self {
-            IntentState::Pending => "PENDING",
-            IntentState::Issuing => "ISSUING",
-            IntentState::Issued => "ISSUED",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "PENDING" => IntentState::Pending,
-            "ISSUING" => IntentState::Issuing,
-            "ISSUED" => IntentState::Issued,
-            _ => return None,
-        })
-    }
-}
-
-/// The parameters of the IssueCertificate request, fixed when the token is set so that a takeover
-/// replays exactly the same request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct IssueParams {
-    /// Idempotency token.
-    pub token: String,
-    /// sha256 of the CSR's certificationRequestInfo (hex).
-    pub csr_sha256: String,
-    /// Template ARN.
-    pub template_arn: String,
-    /// Signing algorithm (AWS enum name).
-    pub signing_algorithm: String,
-    /// Validity type (AWS enum name).
-    pub validity_type: String,
-    /// Validity value.
-    pub validity_value: i64,
-}
-
-/// An intent record.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Intent {
-    /// Device id.
-    pub device_id: String,
-    /// Generation this intent is for.
-    pub generation: u32,
-    /// State.
-    pub state: IntentState,
-    /// CA.
-    pub ca_arn: String,
-    /// Who holds the lease: `<host>:<pid>:<process start>:<nonce>`.
-    pub owner: String,
-    /// Lease end (Unix seconds).
-    pub lease_until: i64,
-    /// Created (RFC 3339).
-    pub created_at: String,
-    /// Created (Unix seconds).
-    pub created_epoch: i64,
-    /// Request parameters, once the CSR is known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub params: Option<IssueParams>,
-    /// Certificate ARN once IssueCertificate returned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_arn: Option<String>,
-    /// Serial once recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-}
-
-/// Everything about one device (one Query).
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct DeviceState {
-    /// The CURRENT item.
-    pub current: Option<CertRecord>,
-    /// CERT# items, oldest first.
-    pub history: Vec<CertRecord>,
-    /// INTENT# items, oldest first.
-    pub intents: Vec<Intent>,
-    /// Items in the device's partition, of every kind (FAILED markers included).
-    pub items: usize,
-}
-
-impl DeviceState {
-    /// The generation the next certificate would get.
-    pub fn next_generation(&self) -> u32 {
-        self.current.as_ref().map_or(0, |c| c.generation + 1)
-    }
-
-    /// The intent for `generation`, if any.
-    pub fn intent(&self, generation: u32) -> Option<&Intent> {
-        self.intents.iter().find(|i| i.generation == generation)
-    }
-}
-
-/// The SERIAL# marker.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SerialRecord {
-    /// Serial.
-    pub serial: String,
-    /// CA.
-    pub ca_arn: String,
-    /// Device.
-    pub device_id: String,
-    /// Generation within the device.
-    pub generation: u32,
-    /// Certificate ARN.
-    pub cert_arn: String,
-    /// Status.
-    pub status: CertStatus,
-    /// Recorded.
-    pub issued_at: String,
-    /// NotAfter.
-    pub not_after: String,
-    /// Revoked at.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
-}
-
-/// A public key that a certificate was revoked for with reason key-compromise (the
-/// `KEY#<spki sha256>` / `COMPROMISED` item). Issuance refuses any CSR carrying this key.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct CompromisedKey {
-    /// SHA-256 (lower-case hex) of the DER SubjectPublicKeyInfo.
-    pub spki_sha256: String,
-    /// The revoked certificate that first declared the key compromised.
-    pub serial: String,
-    /// Its CA.
-    pub ca_arn: String,
-    /// Its device.
-    pub device_id: String,
-    /// When the compromise was recorded (RFC 3339).
-    pub recorded_at: String,
-}
+pub use crate::pca::records::{
+    CertRecord, CertStatus, CompromisedKey, DeviceState, Intent, IntentState, IssueParams,
+    SerialRecord,
+};
 
 /// Outcome of a conditional write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +48,29 @@ pub enum Written {
     Yes,
     /// The condition failed (someone else got there first).
     ConditionFailed,
+}
+
+/// An operation error that can say "the write's condition did not hold".
+trait ConditionFailure: ProvideErrorMetadata {
+    /// A single-item write: `ConditionalCheckFailedException`.
+    fn condition_failed(&self) -> bool {
+        self.code() == Some("ConditionalCheckFailedException")
+    }
+}
+
+impl ConditionFailure for PutItemError {}
+impl ConditionFailure for UpdateItemError {}
+impl ConditionFailure for DeleteItemError {}
+
+impl ConditionFailure for TransactWriteItemsError {
+    /// A transaction: cancelled with a `ConditionalCheckFailed` reason.
+    fn condition_failed(&self) -> bool {
+        matches!(self, TransactWriteItemsError::TransactionCanceledException(tc)
+            if tc
+                .cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed")))
+    }
 }
 
 /// A handle on the registry table.
@@ -441,8 +258,28 @@ impl Registry {
             return self.missing_table();
         }
         match map_sdk_error(&self.clients, Service::Ddb, op, e) {
-            Error::Aws(m) => Error::Registry(m),
+            Error::Aws { message, .. } => Error::Registry(message),
             other => other,
+        }
+    }
+
+    /// The result of a conditional write: [`Written::ConditionFailed`] when DynamoDB refused it
+    /// on its condition, the mapped error for any other failure.
+    fn written<T, E, R>(
+        &self,
+        op: &str,
+        res: std::result::Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    ) -> Result<Written>
+    where
+        E: ConditionFailure + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match res {
+            Ok(_) => Ok(Written::Yes),
+            Err(e) if e.as_service_error().is_some_and(E::condition_failed) => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(e) => Err(self.map(op, e)),
         }
     }
 
@@ -518,42 +355,39 @@ impl Registry {
 
     /// Everything about a device: ONE strongly consistent Query on `pk = DEVICE#<id>`.
     pub async fn device(&self, id: &DeviceId) -> Result<DeviceState> {
-        let mut state = DeviceState::default();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .clients
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(device_pk(id.as_str())))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.map("Query", e))?;
-            state.items += out.items().len();
-            for it in out.items() {
-                let sk = get_s(it, "sk").unwrap_or_default();
-                let bad = || {
-                    Error::Registry(format!(
-                        "malformed registry item {}/{sk} in table '{}'",
-                        device_pk(id.as_str()),
-                        self.table
-                    ))
-                };
-                if sk == "CURRENT" {
-                    state.current = Some(parse_cert(it).ok_or_else(bad)?);
-                } else if sk.starts_with("CERT#") {
-                    state.history.push(parse_cert(it).ok_or_else(bad)?);
-                } else if sk.starts_with("INTENT#") {
-                    state.intents.push(parse_intent(it).ok_or_else(bad)?);
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
+        let items = self
+            .clients
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(device_pk(id.as_str())))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.map("Query", e))?;
+        let mut state = DeviceState {
+            items: items.len(),
+            ..DeviceState::default()
+        };
+        for it in &items {
+            let sk = get_s(it, "sk").unwrap_or_default();
+            let bad = || {
+                Error::Registry(format!(
+                    "malformed registry item {}/{sk} in table '{}'",
+                    device_pk(id.as_str()),
+                    self.table
+                ))
+            };
+            if sk == "CURRENT" {
+                state.current = Some(parse_cert(it).ok_or_else(bad)?);
+            } else if sk.starts_with("CERT#") {
+                state.history.push(parse_cert(it).ok_or_else(bad)?);
+            } else if sk.starts_with("INTENT#") {
+                state.intents.push(parse_intent(it).ok_or_else(bad)?);
             }
         }
         Ok(state)
@@ -584,62 +418,49 @@ impl Registry {
     /// Current certificates of all devices, optionally filtered by status (a paginated Scan:
     /// listing is the one operation that is not a key look-up).
     pub async fn list(&self, status: Option<CertStatus>) -> Result<Vec<CertRecord>> {
-        let mut out_v = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut req = self
-                .clients
-                .ddb
-                .scan()
-                .table_name(&self.table)
-                .expression_attribute_values(":cur", s("CURRENT"))
-                .set_exclusive_start_key(start.take());
-            req = match status {
-                Some(st) => req
-                    .filter_expression("sk = :cur AND #st = :st")
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":st", s(st.as_str())),
-                None => req.filter_expression("sk = :cur"),
-            };
-            let out = req.send().await.map_err(|e| self.map("Scan", e))?;
-            for it in out.items() {
-                if let Some(r) = parse_cert(it) {
-                    out_v.push(r);
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let req = self
+            .clients
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .expression_attribute_values(":cur", s("CURRENT"));
+        let req = match status {
+            Some(st) => req
+                .filter_expression("sk = :cur AND #st = :st")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":st", s(st.as_str())),
+            None => req.filter_expression("sk = :cur"),
+        };
+        let items = req
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.map("Scan", e))?;
+        let mut out_v: Vec<CertRecord> = items.iter().filter_map(parse_cert).collect();
         out_v.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         Ok(out_v)
     }
 
     /// Intents not yet ISSUED, across all devices (a paginated Scan; for `pca reconcile`).
     pub async fn open_intents(&self) -> Result<Vec<Intent>> {
-        let mut v = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .clients
-                .ddb
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(sk, :i) AND #state <> :issued")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":i", s("INTENT#"))
-                .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.map("Scan", e))?;
-            v.extend(out.items().iter().filter_map(parse_intent));
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let items = self
+            .clients
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :i) AND #state <> :issued")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":i", s("INTENT#"))
+            .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.map("Scan", e))?;
+        let mut v: Vec<Intent> = items.iter().filter_map(parse_intent).collect();
         v.sort_by(|a, b| (&a.device_id, a.generation).cmp(&(&b.device_id, b.generation)));
         Ok(v)
     }
@@ -667,13 +488,7 @@ impl Registry {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Ok(Written::ConditionFailed)
-            }
-            Err(e) => Err(self.map("PutItem", e)),
-        }
+        self.written("PutItem", res)
     }
 
     async fn update_intent(
@@ -700,13 +515,7 @@ impl Registry {
         for (k, v) in values {
             req = req.expression_attribute_values(k, v);
         }
-        match req.send().await {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Ok(Written::ConditionFailed)
-            }
-            Err(e) => Err(self.map("UpdateItem", e)),
-        }
+        self.written("UpdateItem", req.send().await)
     }
 
     /// Takes over a PENDING intent whose owner is `old_owner` (lease expired or owner dead).
@@ -727,28 +536,6 @@ impl Registry {
                 (":old", s(&intent.owner)),
                 (":lease", n(lease_until)),
                 (":now", s(rfc3339(OffsetDateTime::now_utc()))),
-                (":pending", s(IntentState::Pending.as_str())),
-            ],
-        )
-        .await
-    }
-
-    /// Extends our lease on a PENDING intent.
-    pub async fn renew_lease(
-        &self,
-        intent: &Intent,
-        owner: &str,
-        lease_until: i64,
-    ) -> Result<Written> {
-        self.update_intent(
-            &intent.device_id,
-            intent.generation,
-            "SET lease_until = :lease",
-            "#owner = :me AND #state = :pending",
-            &[("#owner", "owner"), ("#state", "state")],
-            vec![
-                (":me", s(owner)),
-                (":lease", n(lease_until)),
                 (":pending", s(IntentState::Pending.as_str())),
             ],
         )
@@ -826,13 +613,7 @@ impl Registry {
             .expression_attribute_values(":issued", s(IntentState::Issued.as_str()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Ok(Written::ConditionFailed)
-            }
-            Err(e) => Err(self.map("DeleteItem", e)),
-        }
+        self.written("DeleteItem", res)
     }
 
     /// Records an issued certificate in ONE TransactWriteItems:
@@ -922,23 +703,7 @@ impl Registry {
             .transact_items(TransactWriteItem::builder().update(intent).build())
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
-                    e.as_service_error()
-                {
-                    let reasons = tc.cancellation_reasons();
-                    let conditional = reasons
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed"));
-                    if conditional {
-                        return Ok(Written::ConditionFailed);
-                    }
-                }
-                Err(self.map("TransactWriteItems", e))
-            }
-        }
+        self.written("TransactWriteItems", res)
     }
 
     /// The compromised-key item for a public key (SHA-256 of its DER SPKI), if any: one strongly
@@ -982,13 +747,7 @@ impl Registry {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Ok(Written::ConditionFailed)
-            }
-            Err(e) => Err(self.map("PutItem", e)),
-        }
+        self.written("PutItem", res)
     }
 
     /// Records a revocation in ONE TransactWriteItems: serial marker + history (+ CURRENT when the
@@ -1052,22 +811,37 @@ impl Registry {
                     .build(),
             );
         }
-        match req.send().await {
-            Ok(_) => Ok(Written::Yes),
-            Err(e) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
-                    e.as_service_error()
-                {
-                    if tc
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    {
-                        return Ok(Written::ConditionFailed);
-                    }
-                }
-                Err(self.map("TransactWriteItems", e))
-            }
-        }
+        self.written("TransactWriteItems", req.send().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    #[test]
+    fn condition_failures_are_told_by_code_for_items_and_by_reason_for_transactions() {
+        let tx = |code: &str| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(CancellationReason::builder().code("None").build())
+                    .cancellation_reasons(CancellationReason::builder().code(code).build())
+                    .build(),
+            )
+        };
+        assert!(tx("ConditionalCheckFailed").condition_failed());
+        assert!(!tx("TransactionConflict").condition_failed());
+        let put = |code: &str| PutItemError::generic(ErrorMetadata::builder().code(code).build());
+        assert!(put("ConditionalCheckFailedException").condition_failed());
+        assert!(!put("ProvisionedThroughputExceededException").condition_failed());
+        let upd = UpdateItemError::generic(
+            ErrorMetadata::builder()
+                .code("ConditionalCheckFailedException")
+                .build(),
+        );
+        assert!(upd.condition_failed());
     }
 }

@@ -208,7 +208,7 @@ async fn mark_key_compromised(
             .certificate()
             .map(str::to_string)
             .ok_or_else(|| {
-                Error::Aws(format!(
+                Error::aws(format!(
                     "GetCertificate returned no certificate for serial {}",
                     marker.serial
                 ))
