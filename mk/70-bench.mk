@@ -8,6 +8,9 @@
 #
 # Sizes (defaults): BENCH_N1=200 BENCH_NB=20 BENCH_N2=1000 BENCH_N3_SMALL=1000 BENCH_N3_LARGE=10000
 # BENCH_N4=300; BENCHES="1 2 3 4" runs a subset. See docs/benchmarks.md for the measured run.
+#
+#   make bench-check       the rows of docs/benchmarks.md that miss their target (measures nothing;
+#                          `make bench` runs it last; BENCH_STRICT=1: exit 1 when a row misses)
 AWSCLI_VENV    := $(ROOT)/.venv-awscli
 BENCH_N1       ?= 200
 BENCH_NB       ?= 20
@@ -40,3 +43,14 @@ bench-provision: bench-build deps-py bench-baseline-deps
 	  bash $(ROOT)/scripts/bench-provision.sh
 
 BENCH_TARGETS += bench-provision
+
+# Every row of docs/benchmarks.md carries its verdict (met column); print the rows that miss.
+.PHONY: bench-check bench-verdicts
+bench-check:
+	@python3 $(ROOT)/scripts/bench/check.py $(if $(filter 1,$(BENCH_STRICT)),--strict) $(ROOT)/docs/benchmarks.md
+
+# `make bench` ends with the check, after every registered benchmark (the fragments that register
+# one sort before this one, so BENCH_TARGETS is complete here).
+bench-verdicts: $(BENCH_TARGETS)
+	@$(MAKE) --no-print-directory bench-check
+bench: bench-verdicts

@@ -108,7 +108,7 @@ def main() -> None:
         w(f"| 4 | HSM side, {a.n4} devices, keygen + CSR per device, {n} worker(s) "
           f"| worker pool: {pr:.1f} devices/s ({pe} failed); per-device CLI: {cr:.1f} devices/s ({ce} failed) "
           f"| plain cryptoki loop, {n} thread(s): {lr:.1f} devices/s ({le} failed) "
-          f"| **{pr / lr if lr else 0:.2f}×** (CLI {cr / lr if lr else 0:.2f}×) | — | — |")
+          f"| **{pr / lr if lr else 0:.2f}×** (CLI {cr / lr if lr else 0:.2f}×) | — | no target |")
     w("")
 
     if "e2e" in r and "baseline" in r:

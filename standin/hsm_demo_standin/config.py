@@ -239,6 +239,7 @@ def install_reset_hook() -> None:
     """Make `POST /moto-api/reset` restore the switches too (moto resets its backends itself)."""
     from moto.moto_api._internal.models import MotoAPIBackend
 
+    from .holds import HOLDS
     from .stats import CALLS, STATS
 
     if getattr(MotoAPIBackend.reset, "_standin", False):
@@ -250,6 +251,7 @@ def install_reset_hook() -> None:
         SWITCHES.reset()
         STATS.reset()
         CALLS.reset()
+        HOLDS.reset()
 
     reset._standin = True  # type: ignore[attr-defined]
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]

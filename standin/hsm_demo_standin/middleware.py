@@ -10,6 +10,7 @@ from typing import Any
 
 from . import __version__, source_digest
 from .config import SWITCHES, ConfigError, set_current_access_key
+from .holds import HOLDS, Held
 from .stats import CALLS, STATS
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -137,7 +138,44 @@ class StandinMiddleware:
                 "400 Bad Request",
                 {"__type": "ThrottlingException", "message": "Rate exceeded"},
             )
-        return self.dispatch(environ, start_response)
+        held = HOLDS.take(akid, op)
+        if held is not None:
+            return self.hold(held, environ, start_response)
+        result = self.dispatch(environ, start_response)
+        HOLDS.answered(akid, op)
+        return result
+
+    def hold(self, held: Held, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A request caught by a hold (see holds.py): wait for the test's release, then go on or drop."""
+        try:
+            if held.stage == "request":
+                if HOLDS.wait_released(held) == "drop":
+                    return self.drop(environ, start_response)
+                result = self.dispatch(environ, start_response)
+                HOLDS.answered(held.akid, held.operation)
+                return result
+            # "answer": the backend acts now; the answer waits for the release.
+            captured: list[tuple[Any, ...]] = []
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+                captured.append((status, headers))
+                return lambda _data: None
+
+            body_iter = self.dispatch(environ, capture)
+            try:
+                body = b"".join(body_iter)
+            finally:
+                close = getattr(body_iter, "close", None)
+                if close is not None:
+                    close()
+            HOLDS.answered(held.akid, held.operation)
+            if HOLDS.wait_released(held) == "drop":
+                return self.drop(environ, start_response)
+            status, headers = captured[0]
+            start_response(status, headers)
+            return [body]
+        finally:
+            held.done.set()
 
     @staticmethod
     def drop(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -184,7 +222,39 @@ class StandinMiddleware:
             STATS.reset()
             CALLS.reset()
             return _json(start_response, "200 OK", STATS.snapshot())
+        if sub in ("/hold", "/release", "/holds/reset", "/held"):
+            return StandinMiddleware.control_holds(environ, start_response, sub, method)
         if sub == "/config/reset" and method == "POST":
             SWITCHES.reset()
             return _json(start_response, "200 OK", SWITCHES.snapshot())
+        return _json(start_response, "404 Not Found", {"error": f"no such control endpoint: {method} {sub}"})
+
+    @staticmethod
+    def control_holds(
+        environ: dict[str, Any], start_response: Callable[..., Any], sub: str, method: str
+    ) -> list[bytes]:
+        """`POST /hold`, `GET /held?access_key_id=…&wait=S` (long poll), `POST /release`,
+        `POST /holds/reset` — see holds.py."""
+        from urllib.parse import parse_qs
+
+        try:
+            if sub == "/held" and method == "GET":
+                q = parse_qs(environ.get("QUERY_STRING", ""))
+                akid = q.get("access_key_id", [""])[0]
+                if not akid:
+                    raise ConfigError("held needs ?access_key_id=")
+                wait = min(float(q.get("wait", ["0"])[0]), 60.0)
+                return _json(start_response, "200 OK", HOLDS.held(akid, wait))
+            if sub == "/holds/reset" and method == "POST":
+                HOLDS.reset()
+                return _json(start_response, "200 OK", {"reset": True})
+            if method == "POST" and sub in ("/hold", "/release"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ConfigError("body must be a JSON object")
+                out = HOLDS.arm(body) if sub == "/hold" else HOLDS.release(body)
+                return _json(start_response, "200 OK", out)
+        except (ConfigError, ValueError) as e:
+            return _json(start_response, "400 Bad Request", {"error": str(e)})
         return _json(start_response, "404 Not Found", {"error": f"no such control endpoint: {method} {sub}"})

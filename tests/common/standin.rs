@@ -568,3 +568,39 @@ pub fn total_calls(endpoint: &str, akid: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("stand-in calls of {akid}: no total"))
 }
+
+/// Arms a one-shot hold for requests signed with `akid` (`POST /_standin/hold`): the first
+/// `operation` request (after an answered `after` request, when given) is stopped at `stage` —
+/// `"request"`: before the backend sees it; `"answer"`: the backend acted, the answer waits —
+/// until [`release`]. With [`wait_held`] a crash test kills the client exactly there.
+pub fn hold(
+    endpoint: &str,
+    akid: &str,
+    operation: &str,
+    stage: &str,
+    after: Option<&str>,
+) -> serde_json::Value {
+    let body = serde_json::json!({
+        "access_key_id": akid, "operation": operation, "stage": stage, "after": after,
+    });
+    control(endpoint, "POST", "/_standin/hold", Some(body))
+}
+
+/// `GET /_standin/held?access_key_id=…&wait=…`: waits (long poll, at most `wait_secs` <= 25) until
+/// a request of `akid` is held; returns `{"held": [{"id", "operation", "stage", ...}], "armed",
+/// "history"}` (`held` empty when nothing was held within the wait).
+pub fn wait_held(endpoint: &str, akid: &str, wait_secs: u32) -> serde_json::Value {
+    assert!(wait_secs <= 25, "the control client reads for 30 s at most");
+    control(
+        endpoint,
+        "GET",
+        &format!("/_standin/held?access_key_id={akid}&wait={wait_secs}"),
+        None,
+    )
+}
+
+/// Releases the requests of `akid` held now (`"proceed"` or `"drop"`); answers once each went on.
+pub fn release(endpoint: &str, akid: &str, action: &str) -> serde_json::Value {
+    let body = serde_json::json!({"access_key_id": akid, "action": action});
+    control(endpoint, "POST", "/_standin/release", Some(body))
+}
