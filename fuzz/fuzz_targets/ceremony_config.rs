@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     match CeremonyConfig::load(&path) {
         Ok(cfg) => {
             if let Err(errs) = cfg.validate(2, Some(&path)) {
-                assert!(!errs.is_empty(), "validation failed without naming a problem");
+                assert!(
+                    !errs.is_empty(),
+                    "validation failed without naming a problem"
+                );
                 let e = hsm_demo::hsm::ceremony_config::validation_error("config", &errs);
                 hsm_demo_fuzz::check_error(&e);
             }

@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
     ];
     match ValiditySpec::parse(s) {
         Ok(v) => {
-            assert_eq!(ValiditySpec::parse(&v.to_string()).ok(), Some(v), "{s:?} -> {v}");
+            assert_eq!(
+                ValiditySpec::parse(&v.to_string()).ok(),
+                Some(v),
+                "{s:?} -> {v}"
+            );
             for t in starts {
                 if let Err(e) = v.resolve(t) {
                     hsm_demo_fuzz::check_error(&e);

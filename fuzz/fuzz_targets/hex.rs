@@ -23,8 +23,14 @@ fuzz_target!(|data: &[u8]| {
     match parse_hex("--sig", s) {
         Ok(bytes) => {
             assert!(!bytes.is_empty());
-            assert_eq!(parse_hex("--sig", &hex::encode(&bytes)).ok(), Some(bytes.clone()));
-            assert_eq!(parse_hex("--sig", &hex::encode_upper(&bytes)).ok(), Some(bytes.clone()));
+            assert_eq!(
+                parse_hex("--sig", &hex::encode(&bytes)).ok(),
+                Some(bytes.clone())
+            );
+            assert_eq!(
+                parse_hex("--sig", &hex::encode_upper(&bytes)).ok(),
+                Some(bytes.clone())
+            );
             if let Err(e) = verify_with_pem(PUBKEY_PEM, b"hsm-demo fuzz message", &bytes) {
                 hsm_demo_fuzz::check_error(&e);
             }

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     match Serial::parse(s) {
         Ok(n) => {
             assert_eq!(Serial::parse(n.as_str()).ok().as_ref(), Some(&n), "{s:?}");
-            assert_eq!(Serial::parse(&n.colon_hex()).ok().as_ref(), Some(&n), "{s:?}");
+            assert_eq!(
+                Serial::parse(&n.colon_hex()).ok().as_ref(),
+                Some(&n),
+                "{s:?}"
+            );
             let bytes = hex::decode(if n.as_str().len() % 2 == 1 {
                 format!("0{n}")
             } else {

@@ -16,8 +16,15 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match r.next_entry() {
             Ok(Some(e)) => {
-                assert_eq!(DeviceId::parse(e.device.as_str()).ok(), Some(e.device.clone()));
-                assert!(e.csr.validate().is_ok(), "entry on line {} has an invalid CSR request", e.line);
+                assert_eq!(
+                    DeviceId::parse(e.device.as_str()).ok(),
+                    Some(e.device.clone())
+                );
+                assert!(
+                    e.csr.validate().is_ok(),
+                    "entry on line {} has an invalid CSR request",
+                    e.line
+                );
             }
             Ok(None) => break,
             Err(e) => {

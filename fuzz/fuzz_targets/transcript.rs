@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(t) => t,
         Err(e) => return hsm_demo_fuzz::check_error(&e),
     };
-    assert_eq!(t.to_text(), text, "a parsed transcript prints back unchanged");
+    assert_eq!(
+        t.to_text(),
+        text,
+        "a parsed transcript prints back unchanged"
+    );
     assert_eq!(parse_head(&t.head()).ok(), Some(t.head()));
     let key = SealKey {
         curve: Curve::P256,
