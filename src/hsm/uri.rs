@@ -138,7 +138,8 @@ fn set<T>(slot: &mut Option<T>, name: &str, v: T) -> Result<()> {
 impl Pkcs11Uri {
     /// Whether `s` looks like a PKCS#11 URI (starts with `pkcs11:`, any case).
     pub fn is_uri(s: &str) -> bool {
-        s.len() >= 7 && s[..7].eq_ignore_ascii_case("pkcs11:")
+        s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("pkcs11:"))
     }
 
     /// Parses an RFC 7512 URI.

@@ -163,7 +163,9 @@ impl ValiditySpec {
         let overflow = || Error::input("validity is out of range".to_string());
         Ok(match self {
             ValiditySpec::Hours(h) => {
-                let end = now + Duration::hours(i64::from(h));
+                let end = now
+                    .checked_add(Duration::hours(i64::from(h)))
+                    .ok_or_else(overflow)?;
                 ResolvedValidity {
                     kind: ValidityKind::Absolute,
                     value: end.unix_timestamp(),
@@ -173,7 +175,9 @@ impl ValiditySpec {
             ValiditySpec::Days(d) => ResolvedValidity {
                 kind: ValidityKind::Days,
                 value: i64::from(d),
-                not_after: now + Duration::days(i64::from(d)),
+                not_after: now
+                    .checked_add(Duration::days(i64::from(d)))
+                    .ok_or_else(overflow)?,
             },
             ValiditySpec::Months(m) => ResolvedValidity {
                 kind: ValidityKind::Months,
