@@ -58,6 +58,7 @@ openssl dgst -sha256 -verify service-key.pem -signature msg.sig msg.txt
 
 printf '\ndemo OK (token store: %s, files: %s)\n' "$TOKENS" "$WORK"
 
-# Optional AWS part (infra/, issue 5): the stack's outputs (.run/infra-outputs.json) feed `hsm-demo
-# provision` of one device certificate with this token; skipped with a note when it cannot run.
+# Optional AWS part (infra/): the stack's outputs (.run/infra-outputs.json) feed `hsm-demo provision`
+# of one device certificate, its key on a second token (this one holds the ceremony's root key);
+# skipped with a note when it cannot run.
 ROOT=$ROOT BIN=$BIN bash "$ROOT/infra/deploy/demo_aws.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The optional AWS part of `make demo` (called at the end of scripts/demo.sh): the CA hierarchy of
 # infra/ in the local AWS stand-in, its outputs read from .run/infra-outputs.json, one device
-# certificate provisioned with `hsm-demo provision` (key in the demo's SoftHSM2 token), its subject,
+# certificate provisioned with `hsm-demo provision` (key in a second SoftHSM2 token, `demo-devices`: the
+# first holds the ceremony's root key), its subject,
 # issuer and chain verified with openssl.
 #
 # Reuses the stack of an earlier `make infra-deploy` when .run/infra-outputs.json still checks out;
@@ -56,7 +57,13 @@ printf '  IssuingCaArn:       %s\n  TableName:          %s\n  IssuingCaChainFile
 
 WORK=$RUN/demo/aws
 mkdir -p "$WORK"
-DEVICE=demo-device-$(date +%Y%m%d%H%M%S)   # the demo token is new on every run: so is the device
+# Device keys live on a token of their own: the demo token holds the key ceremony's root key, and
+# `provision` refuses a token that holds a root CA key (design §0: a separate token for the root).
+DEVICE_TOKEN=${DEMO_DEVICE_TOKEN_LABEL:-demo-devices}
+step "softhsm2-util --init-token --free --label $DEVICE_TOKEN --so-pin 12345678 --pin \$HSM_DEMO_PIN"
+softhsm2-util --init-token --free --label "$DEVICE_TOKEN" --so-pin 12345678 --pin "$HSM_DEMO_PIN" | sed 's/^/  /'
+export HSM_DEMO_TOKEN=$DEVICE_TOKEN
+DEVICE=demo-device-$(date +%Y%m%d%H%M%S)   # the demo tokens are new on every run: so is the device
 step "hsm-demo provision --ca-arn \$IssuingCaArn --table $TABLE --device-id $DEVICE --out-dir $WORK"
 "$BIN" provision --ca-arn "$CA_ARN" --table "$TABLE" --device-id "$DEVICE" --out-dir "$WORK" | sed 's/^/  /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: hsm-demo provision failed" >&2; exit 1; }
