@@ -200,7 +200,9 @@ impl ResolvedValidity {
     pub fn from_stored(kind: ValidityKind, value: i64, created: OffsetDateTime) -> Option<Self> {
         let not_after = match kind {
             ValidityKind::Absolute => OffsetDateTime::from_unix_timestamp(value).ok()?,
-            ValidityKind::Days => created + Duration::days(value),
+            ValidityKind::Days => {
+                created.checked_add(Duration::seconds(value.checked_mul(86_400)?))?
+            }
             ValidityKind::Months => add_months(created, u32::try_from(value).ok()?)?,
             ValidityKind::Years => {
                 add_months(created, u32::try_from(value).ok()?.checked_mul(12)?)?
@@ -304,6 +306,24 @@ mod tests {
             ResolvedValidity::from_stored(ValidityKind::Months, 1, t).unwrap(),
             r_with(ValidityKind::Months, 1, datetime!(2026-02-28 10:00 UTC))
         );
+    }
+
+    #[test]
+    fn stored_values_out_of_range_are_none_not_a_panic() {
+        let t = datetime!(2026-01-31 10:00 UTC);
+        for kind in [
+            ValidityKind::Absolute,
+            ValidityKind::Days,
+            ValidityKind::Months,
+            ValidityKind::Years,
+        ] {
+            for value in [i64::MAX, i64::MIN, i64::MAX / 86_400, -1] {
+                if let Some(r) = ResolvedValidity::from_stored(kind, value, t) {
+                    assert!(r.not_after.year() <= 9999 && r.not_after.year() >= -9999);
+                }
+            }
+        }
+        assert!(ResolvedValidity::from_stored(ValidityKind::Days, i64::MAX, t).is_none());
     }
 
     fn r_with(kind: ValidityKind, value: i64, not_after: OffsetDateTime) -> ResolvedValidity {
