@@ -101,6 +101,58 @@ fn check(path: &Path, overwrite: bool, exists_hint: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// Checks an `--out-dir` before anything is done: an existing directory, or a path that does not
+/// exist yet and whose nearest existing ancestor is a directory (it is created, with its parents,
+/// when the first file is written: [`create_out_dir`]). Anything else is an error naming `flag`.
+pub fn check_out_dir(dir: &Path, flag: &str) -> Result<()> {
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if p == dir => {
+                return Err(Error::input(format!(
+                    "{flag} {} is not a directory",
+                    dir.display()
+                )))
+            }
+            Ok(_) => {
+                return Err(Error::input(format!(
+                    "{flag} {}: {} is not a directory",
+                    dir.display(),
+                    p.display()
+                )))
+            }
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Err(Error::io(format!("{flag} {}", dir.display()), e))
+            }
+            Err(_) => {}
+        }
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Creates an output directory and its missing parents (mode 0755 before the umask); an existing
+/// directory is left as it is.
+pub fn create_out_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o755);
+    b.create(dir)
+        .map_err(|e| Error::io(format!("cannot create directory {}", dir.display()), e))
+}
+
 /// Writes `bytes` to `path` atomically: a temp file next to it, fsync, rename. With
 /// `overwrite == false` an existing file is an error and is left untouched. Anything that is not
 /// absent or a regular file (device nodes, FIFOs, sockets, directories, dangling links) is
@@ -226,6 +278,32 @@ pub fn single_pem(text: &str, what: &str) -> Result<pem::Pem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_dir_absent_is_accepted_and_created_a_file_in_the_way_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let nested = d.path().join("a/b/certs");
+        check_out_dir(&nested, "--out-dir").unwrap();
+        assert!(!d.path().join("a").exists(), "checking creates nothing");
+        create_out_dir(&nested).unwrap();
+        assert!(nested.is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&nested).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & !0o022, 0o755 & !0o022, "mode {mode:o}");
+        }
+        create_out_dir(&nested).unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_out_dir(&file, "--out-dir").unwrap_err().to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        let e = check_out_dir(&file.join("sub"), "--out-dir")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        assert!(create_out_dir(&file.join("sub")).is_err());
+    }
 
     #[test]
     fn atomic_write_and_refuse_overwrite() {

@@ -30,7 +30,7 @@ pub struct IssueCommon {
     #[arg(long, default_value = "30d", value_name = "DURATION")]
     pub validity: String,
 
-    /// Directory for <device-id>.cert.pem and <device-id>.chain.pem
+    /// Directory for <device-id>.cert.pem and <device-id>.chain.pem (created, with its parents, when missing)
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out_dir: PathBuf,
 
@@ -45,12 +45,7 @@ impl IssueCommon {
         let device = DeviceId::parse(&self.device_id)?;
         let ca = CaArn::parse(&self.ca_arn)?;
         let validity = ValiditySpec::parse(&self.validity)?;
-        if !self.out_dir.is_dir() {
-            return Err(Error::input(format!(
-                "--out-dir {} is not a directory",
-                self.out_dir.display()
-            )));
-        }
+        crate::fsutil::check_out_dir(&self.out_dir, "--out-dir")?;
         let opts = IssueOptions {
             template: self.template,
             validity,

@@ -12,11 +12,13 @@ use crate::hsm::session::ConnectOptions;
 
 pub mod aws_args;
 pub mod common;
+pub mod completions;
 pub mod export_pubkey;
 pub mod generate_key;
 pub mod issue_args;
 pub mod key_ceremony;
 pub mod list_slots;
+pub mod man;
 pub mod pca;
 pub mod provision;
 pub mod sign;
@@ -109,6 +111,10 @@ pub enum Command {
     Pca(pca::Args),
     /// Provision one device end to end: HSM key, CSR, IssueCertificate, record, files
     Provision(provision::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(completions::Args),
+    /// Write one manual page per command into a directory
+    Man(man::Args),
 }
 
 /// Runs the parsed command line.
@@ -123,5 +129,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::KeyCeremony(a) => key_ceremony::run(a, g),
         Command::Pca(a) => pca::run(a, g),
         Command::Provision(a) => provision::run(a, g),
+        Command::Completions(a) => completions::run(a, g),
+        Command::Man(a) => man::run(a, g),
     }
 }

@@ -224,12 +224,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     let validity = ValiditySpec::parse(&a.validity).map_err(usage)?;
     let curve = crate::hsm::ec::Curve::parse(&a.curve).map_err(usage)?;
     if let Some(d) = &a.out_dir {
-        if !d.is_dir() {
-            return Err(Error::Usage(format!(
-                "--out-dir {} is not a directory",
-                d.display()
-            )));
-        }
+        crate::fsutil::check_out_dir(d, "--out-dir").map_err(usage)?;
     }
     let limits = RateLimits {
         issue_tps: a.issue_tps,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{create_out_dir, write_atomic};
 use crate::pca::ids::DeviceId;
 
 /// The paths written for a device.
@@ -24,13 +24,15 @@ pub fn paths(dir: &Path, device: &DeviceId) -> CertFiles {
     }
 }
 
-/// Writes both files (overwriting: a rerun rewrites the same bytes).
+/// Writes both files (overwriting: a rerun rewrites the same bytes), creating `dir` (and its
+/// parents) when it does not exist yet.
 pub fn write_cert_files(
     dir: &Path,
     device: &DeviceId,
     cert_pem: &str,
     chain_pem: &str,
 ) -> Result<CertFiles> {
+    create_out_dir(dir)?;
     let p = paths(dir, device);
     write_atomic(&p.cert, ensure_nl(cert_pem).as_bytes(), true)?;
     write_atomic(&p.chain, ensure_nl(chain_pem).as_bytes(), true)?;
