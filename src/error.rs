@@ -204,6 +204,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// `doctor` found broken links (its report is already printed).
+    #[error("{failed} of {total} checks failed (see the lines marked ✗)")]
+    ChecksFailed {
+        /// Checks that failed.
+        failed: usize,
+        /// Checks run.
+        total: usize,
+    },
+
     /// A usage or manifest error found before anything ran: the CLI exits with status 2.
     #[error("{0}")]
     Usage(String),

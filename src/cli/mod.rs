@@ -13,6 +13,7 @@ use crate::hsm::session::ConnectOptions;
 pub mod aws_args;
 pub mod common;
 pub mod completions;
+pub mod doctor;
 pub mod export_pubkey;
 pub mod generate_key;
 pub mod issue_args;
@@ -111,6 +112,8 @@ pub enum Command {
     Pca(pca::Args),
     /// Provision one device end to end: HSM key, CSR, IssueCertificate, record, files
     Provision(provision::Args),
+    /// Check every link a provisioning run needs: module, token, PIN, AWS credentials, endpoint, clock, CA, table
+    Doctor(doctor::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completions(completions::Args),
     /// Write one manual page per command into a directory
@@ -129,6 +132,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::KeyCeremony(a) => key_ceremony::run(a, g),
         Command::Pca(a) => pca::run(a, g),
         Command::Provision(a) => provision::run(a, g),
+        Command::Doctor(a) => doctor::run(a, g),
         Command::Completions(a) => completions::run(a, g),
         Command::Man(a) => man::run(a, g),
     }
