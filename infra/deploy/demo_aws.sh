@@ -64,6 +64,9 @@ step "softhsm2-util --init-token --free --label $DEVICE_TOKEN --so-pin 12345678 
 softhsm2-util --init-token --free --label "$DEVICE_TOKEN" --so-pin 12345678 --pin "$HSM_DEMO_PIN" | sed 's/^/  /'
 export HSM_DEMO_TOKEN=$DEVICE_TOKEN
 DEVICE=demo-device-$(date +%Y%m%d%H%M%S)   # the demo tokens are new on every run: so is the device
+step "hsm-demo doctor --ca-arn \$IssuingCaArn --table $TABLE"
+"$BIN" doctor --ca-arn "$CA_ARN" --table "$TABLE" | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: hsm-demo doctor found a broken link (the line marked ✗)" >&2; exit 1; }
 step "hsm-demo provision --ca-arn \$IssuingCaArn --table $TABLE --device-id $DEVICE --out-dir $WORK"
 "$BIN" provision --ca-arn "$CA_ARN" --table "$TABLE" --device-id "$DEVICE" --out-dir "$WORK" | sed 's/^/  /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "error: hsm-demo provision failed" >&2; exit 1; }
