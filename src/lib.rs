@@ -10,6 +10,7 @@
 //! - [`error`]: the one error type.
 
 pub mod cli;
+pub mod config;
 pub mod doctor;
 pub mod duration;
 pub mod error;

@@ -3,16 +3,22 @@
 //! found before doing anything), 130 interrupted. The one exception is a second Ctrl-C during
 //! `provision --manifest`, which ends the process at once (see `src/cli/provision.rs`).
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = match hsm_demo::cli::Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+        Err(Parse::Clap(e)) => return usage_error(&e),
+        Err(Parse::Config(e)) => {
+            eprintln!("error: {}", e.one_line());
+            return ExitCode::from(2);
+        }
     };
     if cli.global.verbose > 0 {
         let level = if cli.global.verbose > 1 {
@@ -41,6 +47,65 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+enum Parse {
+    Clap(clap::Error),
+    Config(hsm_demo::Error),
+}
+
+/// Parses the command line with the configuration file's values as the defaults of the matching
+/// flags (so flags and environment variables keep precedence over the file).
+fn parse() -> Result<hsm_demo::cli::Cli, Parse> {
+    use hsm_demo::config;
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let explicit = config_flag(&args);
+    let mut file = match config::locate(explicit.as_deref()) {
+        Some((p, origin)) => Some(config::load(&p, origin).map_err(Parse::Config)?),
+        None => None,
+    };
+    let mut cmd = hsm_demo::cli::Cli::command();
+    if let Some(f) = &mut file {
+        config::export_sdk_keys(f);
+        cmd = config::apply_defaults(cmd, f);
+    }
+    let matches = cmd.try_get_matches_from(args).map_err(Parse::Clap)?;
+    let mut cli = hsm_demo::cli::Cli::from_arg_matches(&matches).map_err(Parse::Clap)?;
+    for id in ["module", "token"] {
+        if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            if let Some(v) = matches.get_raw(id).and_then(|mut v| v.next()) {
+                cli.global
+                    .config_flags
+                    .insert(id, v.to_string_lossy().into_owned());
+            }
+        }
+    }
+    cli.global.config = file;
+    Ok(cli)
+}
+
+/// The value of `--config` given before the command, if any (after the command, `--config`
+/// belongs to the command: `key-ceremony --config` is the ceremony's file).
+fn config_flag(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+        match a.as_ref() {
+            "--module" | "--token" | "--pin-file" => {
+                it.next();
+            }
+            "--" => return None,
+            _ if a.starts_with('-') => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A clap error: help and version print as clap prints them; anything else is one `error:` line

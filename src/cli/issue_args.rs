@@ -23,11 +23,16 @@ pub struct IssueCommon {
     pub device_id: String,
 
     /// Certificate template: client (clientAuth), server (serverAuth) or plain (EndEntityCertificate)
-    #[arg(long, value_enum, default_value_t = Template::Client)]
+    #[arg(long, value_enum, env = "HSM_DEMO_TEMPLATE", default_value_t = Template::Client)]
     pub template: Template,
 
     /// Validity: 12h, 30d, 2w, 6mo, 1y (a bare 'm' is refused: 30min or 30mo; sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
-    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "HSM_DEMO_VALIDITY",
+        default_value = "30d",
+        value_name = "DURATION"
+    )]
     pub validity: String,
 
     /// Directory for <device-id>.cert.pem and <device-id>.chain.pem (created, with its parents, when missing)

@@ -13,6 +13,7 @@ use crate::hsm::session::ConnectOptions;
 pub mod aws_args;
 pub mod common;
 pub mod completions;
+pub mod config;
 pub mod doctor;
 pub mod export_pubkey;
 pub mod generate_key;
@@ -52,6 +53,14 @@ pub struct Global {
     /// Log to stderr (-v debug, -vv trace); never logs the PIN
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The configuration file read for this run, if any (see [`crate::config`]).
+    #[arg(skip)]
+    pub config: Option<crate::config::ConfigFile>,
+
+    /// Configuration keys given as flags on the command line (for `config show`).
+    #[arg(skip)]
+    pub config_flags: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Global {
@@ -78,12 +87,19 @@ Examples:
   hsm-demo verify --label service-key --data 'hello cert world' --sig <HEX>
   hsm-demo export-pubkey --label service-key --out pub.pem
 
-Environment: HSM_DEMO_MODULE, HSM_DEMO_TOKEN, HSM_DEMO_PIN (the PIN is never a flag).";
+Environment: HSM_DEMO_MODULE, HSM_DEMO_TOKEN, HSM_DEMO_PIN (the PIN is never a flag).
+Configuration file: --config FILE (before the command), HSM_DEMO_CONFIG, or
+$XDG_CONFIG_HOME/hsm-demo/config.toml; `hsm-demo config show` prints every effective value and its
+source (flag > environment > file > default).";
 
 /// hsm-demo: keys that never leave a PKCS#11 HSM (SoftHSM2 in development).
 #[derive(Debug, Parser)]
 #[command(name = "hsm-demo", version, about, after_help = MAIN_AFTER_HELP)]
 pub struct Cli {
+    /// Configuration file (before the command) [default: HSM_DEMO_CONFIG, else $XDG_CONFIG_HOME/hsm-demo/config.toml when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Global options.
     #[command(flatten)]
     pub global: Global,
@@ -114,6 +130,8 @@ pub enum Command {
     Provision(provision::Args),
     /// Check every link a provisioning run needs: module, token, PIN, AWS credentials, endpoint, clock, CA, table
     Doctor(doctor::Args),
+    /// Show the effective configuration: every key's value and where it comes from
+    Config(config::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completions(completions::Args),
     /// Write one manual page per command into a directory
@@ -133,6 +151,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Pca(a) => pca::run(a, g),
         Command::Provision(a) => provision::run(a, g),
         Command::Doctor(a) => doctor::run(a, g),
+        Command::Config(a) => config::run(a, g),
         Command::Completions(a) => completions::run(a, g),
         Command::Man(a) => man::run(a, g),
     }

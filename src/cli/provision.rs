@@ -57,11 +57,16 @@ pub struct Args {
     pub manifest: Option<PathBuf>,
 
     /// Certificate template: client (clientAuth), server (serverAuth) or plain (EndEntityCertificate); with --manifest, the default for entries without one
-    #[arg(long, value_enum, default_value_t = Template::Client)]
+    #[arg(long, value_enum, env = "HSM_DEMO_TEMPLATE", default_value_t = Template::Client)]
     pub template: Template,
 
     /// Validity: 12h, 30d, 2w, 6mo, 1y (a bare 'm' is refused: 30min or 30mo; sub-day values are sent as ABSOLUTE; minimum 1h; must end before the CA's NotAfter)
-    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "HSM_DEMO_VALIDITY",
+        default_value = "30d",
+        value_name = "DURATION"
+    )]
     pub validity: String,
 
     /// Directory for <device-id>.cert.pem and <device-id>.chain.pem [default: . for one device; with --manifest, no files unless given]
@@ -87,11 +92,11 @@ pub struct Args {
     pub concurrency: u16,
 
     /// Client-side limit on IssueCertificate requests per second (AWS's default quota: 25)
-    #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_ISSUE_TPS, value_name = "TPS")]
+    #[arg(long, env = "HSM_DEMO_ISSUE_TPS", default_value_t = crate::pca::ratelimit::DEFAULT_ISSUE_TPS, value_name = "TPS")]
     pub issue_tps: f64,
 
     /// Client-side limit on GetCertificate requests per second (AWS's default quota: 75)
-    #[arg(long, default_value_t = crate::pca::ratelimit::DEFAULT_GET_TPS, value_name = "TPS")]
+    #[arg(long, env = "HSM_DEMO_GET_TPS", default_value_t = crate::pca::ratelimit::DEFAULT_GET_TPS, value_name = "TPS")]
     pub get_tps: f64,
 
     /// --manifest: devices in flight at once [default: 2 x issue-tps, at least 4 x concurrency, at most 256]
