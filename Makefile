@@ -31,11 +31,15 @@ include $(sort $(wildcard $(ROOT)/mk/*.mk))
 
 .PHONY: help test bench lint fmt
 help:
-	@echo "make demo        run the spec's HSM flow on a project-local SoftHSM2 token"
+	@echo "make demo        run the spec's HSM flow on a project-local SoftHSM2 token, then the AWS part"
 	@echo "make test        run every test (installs packages, starts the local AWS stand-in)"
 	@echo "make bench       benchmarks -> docs/benchmarks.md"
-	@echo "make lint        cargo fmt --check + clippy -D warnings"
-	@echo "make aws-up | aws-down | aws-reset   the local AWS stand-in on 127.0.0.1:4566"
+	@echo "make lint | fmt  cargo fmt --check + clippy -D warnings | cargo fmt"
+	@echo "make deps        install what the project needs (Debian packages, Python venv)"
+	@echo
+	@echo "Every other target, from the header of the mk/*.mk file that defines it:"
+	@awk '/^#   make /{on=1; sub(/^#   /, "  "); print; next} on && /^#     /{sub(/^#   /, "  "); print; next} {on=0}' \
+	  $(sort $(wildcard $(ROOT)/mk/*.mk))
 
 # Runs every registered test target; a stand-in that this run started on :4566 (make aws-up, used by
 # infra-e2e) is stopped at the end, pass or fail, so nothing the tests start outlives them. One that

@@ -23,11 +23,18 @@ $(APT_STAMP):
 deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found: install Rust (rustup) >= 1.94" >&2; exit 1; }
 
+# One recipe for every Python venv of the project (this one, .venv-infra, .venv-checkov, .venv-awscli):
+# $(call make-venv,<venv dir>,<requirements file>) creates the venv, installs the requirements into
+# it and touches the target (its stamp file).
+define make-venv
+	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
+	@python3 -m venv $(1) || { echo "error: python3 -m venv $(1) failed (install python3-venv)" >&2; exit 1; }
+	@$(1)/bin/pip install -q --disable-pip-version-check -r $(2) \
+	  || { echo "error: pip install -r $(2) into $(1) failed" >&2; exit 1; }
+	@touch $@
+endef
+
 # Python venv for the AWS stand-in, the IaC linters and the stand-in's tests.
 deps-py: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
-	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
-	@python3 -m venv $(VENV) || { echo "error: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt \
-	  || { echo "error: pip install -r requirements.txt into $(VENV) failed" >&2; exit 1; }
-	@touch $@
+	$(call make-venv,$(VENV),requirements.txt)

@@ -1,4 +1,8 @@
 # The local AWS stand-in (moto + our plugin, standin/) on 127.0.0.1:4566, LocalStack, and their tests.
+#   make aws-up | aws-down | aws-reset   start, stop, empty the stand-in on 127.0.0.1:4566
+#   make localstack-up   LocalStack instead (needs Docker and a LocalStack account for ACM PCA)
+#   make test-standin    the stand-in's own pytest suite (part of `make test`)
+#   make check-testcontainers   the testcontainers (LocalStack) test compiles (part of `make test`)
 AWS_HOST        ?= 127.0.0.1
 AWS_PORT        ?= 4566
 STANDIN_PIDFILE := $(RUN_DIR)/standin.pid

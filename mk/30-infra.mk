@@ -24,17 +24,10 @@ TEST_TARGETS += infra-check
 infra-deps: $(INFRA_VENV)/.stamp $(CHECKOV_VENV)/.stamp
 
 $(INFRA_VENV)/.stamp: $(INFRA_DIR)/requirements-lint.txt
-	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
-	@python3 -m venv $(INFRA_VENV) || { echo "error: python3 -m venv $(INFRA_VENV) failed (install python3-venv)" >&2; exit 1; }
-	@$(INFRA_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
-	  || { echo "error: pip install -r $< into $(INFRA_VENV) failed" >&2; exit 1; }
-	@touch $@
+	$(call make-venv,$(INFRA_VENV),$<)
 
 $(CHECKOV_VENV)/.stamp: $(INFRA_DIR)/requirements-checkov.txt
-	@python3 -m venv $(CHECKOV_VENV) || { echo "error: python3 -m venv $(CHECKOV_VENV) failed" >&2; exit 1; }
-	@$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
-	  || { echo "error: pip install -r $< into $(CHECKOV_VENV) failed" >&2; exit 1; }
-	@touch $@
+	$(call make-venv,$(CHECKOV_VENV),$<)
 
 infra-check: infra-deps
 	@start=$$(date +%s); \

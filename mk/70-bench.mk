@@ -25,11 +25,7 @@ BENCHES        ?= 1 2 3 4
 # awscli pins botocore exactly, which conflicts with requirements.txt's botocore: own venv.
 bench-baseline-deps: $(AWSCLI_VENV)/.stamp
 $(AWSCLI_VENV)/.stamp: $(ROOT)/scripts/bench/requirements-awscli.txt
-	@command -v python3 >/dev/null || { echo "error: python3 not found (need Python >= 3.10)" >&2; exit 1; }
-	@python3 -m venv $(AWSCLI_VENV) || { echo "error: python3 -m venv $(AWSCLI_VENV) failed (install python3-venv)" >&2; exit 1; }
-	@$(AWSCLI_VENV)/bin/pip install -q --disable-pip-version-check -r $< \
-	  || { echo "error: pip install -r $< into $(AWSCLI_VENV) failed" >&2; exit 1; }
-	@touch $@
+	$(call make-venv,$(AWSCLI_VENV),$<)
 
 # One release build for every benchmark binary (bench-hsm's csign_loop included).
 bench-build: deps-apt deps-rust

@@ -90,143 +90,9 @@ fn bad_inputs() {
             n += 1;
             assert_bad(&t, cmd, needle)
         };
+        signature_lookup_and_module_cases(&t, &good, &mut case);
+        pin_input_and_key_cases(&t, &mut case);
 
-        // 1. malformed hex
-        case(
-            verify_cmd(&t, "30zz"),
-            "--sig is not valid hex: 'z' at position 3",
-        );
-        // 2. odd-length hex
-        case(
-            verify_cmd(&t, &good[..good.len() - 1]),
-            "odd number of hex digits",
-        );
-        // 3. a signature of the wrong length (neither raw r||s nor DER)
-        case(
-            verify_cmd(&t, "0102030405"),
-            "expected 64 bytes raw r||s or a DER",
-        );
-        // 4. a DER-looking signature that is not valid DER
-        case(
-            verify_cmd(&t, &format!("30{}", &good[2..good.len() - 2])),
-            "not a valid DER",
-        );
-        // 5. a valid signature for other data
-        let mut c = t.cmd();
-        c.args(["verify", "--label", "k", "--data", "hellO", "--sig", &good]);
-        case(c, "signature verification failed");
-        // 6. unknown label
-        let mut c = t.cmd();
-        c.args(["sign", "--label", "nope", "--data", "hello"]);
-        case(c, "no private key with label 'nope' found on token 'bad'");
-        // 7. ambiguous label
-        t.cmd()
-            .args([
-                "generate-key",
-                "--label",
-                "k",
-                "--id",
-                "02",
-                "--allow-duplicate-label",
-            ])
-            .assert()
-            .success();
-        let mut c = t.cmd();
-        c.args(["sign", "--label", "k", "--data", "hello"]);
-        case(c, "2 objects match private key with label 'k'");
-        // 8. missing module path
-        let mut c = t.cmd();
-        c.args(["--module", "/nonexistent/libpkcs11.so", "list-slots"]);
-        case(
-            c,
-            "cannot load PKCS#11 module /nonexistent/libpkcs11.so: no such file",
-        );
-        // 9. a library that is not a PKCS#11 module
-        let not_p11 = [
-            "/lib/x86_64-linux-gnu/libz.so.1",
-            "/lib/aarch64-linux-gnu/libz.so.1",
-        ]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
-        if let Some(p) = not_p11 {
-            let mut c = t.cmd();
-            c.args(["--module", p, "list-slots"]);
-            case(c, "is not a PKCS#11 module: it has no C_GetFunctionList");
-        }
-        // 10. a file that is not a shared library at all
-        let mut c = t.cmd();
-        c.args(["--module", "msg.txt", "list-slots"]);
-        case(c, "cannot load PKCS#11 module msg.txt");
-        // 11. wrong PIN
-        let mut c = t.cmd();
-        c.env("HSM_DEMO_PIN", "999999")
-            .args(["sign", "--label", "k", "--id", "01", "--data", "x"]);
-        case(
-            c,
-            "C_Login failed: CKR_PIN_INCORRECT: wrong user PIN for token 'bad'",
-        );
-        // 12. empty message
-        let mut c = t.cmd();
-        c.args(["sign", "--label", "k", "--id", "01", "--data", ""]);
-        case(c, "the message is empty");
-        // 13. empty message on stdin
-        let mut c = t.cmd();
-        c.args(["sign", "--label", "k", "--id", "01"])
-            .write_stdin("");
-        case(c, "the message is empty");
-        // 14. missing input file
-        let mut c = t.cmd();
-        c.args(["sign", "--label", "k", "--id", "01", "--in", "no-such-file"]);
-        case(c, "cannot read input file no-such-file");
-        // 15. unsupported curve
-        let mut c = t.cmd();
-        c.args(["generate-key", "--label", "c", "--curve", "p521"]);
-        case(c, "unsupported curve 'p521': use p256 or p384");
-        // 16. existing label refused, nothing created
-        let mut c = t.cmd();
-        c.args(["generate-key", "--label", "k"]);
-        case(c, "a key with label 'k' already exists on token 'bad'");
-        // 17. malformed --id
-        let mut c = t.cmd();
-        c.args(["generate-key", "--label", "n", "--id", "abc"]);
-        case(c, "--id has an odd number of hex digits");
-        // 18. no PIN anywhere (no env, no file, no terminal)
-        let mut c = t.cmd();
-        c.env_remove("HSM_DEMO_PIN")
-            .args(["sign", "--label", "k", "--id", "01", "--data", "x"]);
-        case(
-            c,
-            "no PIN for token 'bad': set HSM_DEMO_PIN, pass --pin-file FILE",
-        );
-        // 19. empty PIN file
-        std::fs::write(t.path("empty.pin"), "").unwrap();
-        let mut c = t.cmd();
-        c.env_remove("HSM_DEMO_PIN").args([
-            "--pin-file",
-            "empty.pin",
-            "sign",
-            "--label",
-            "k",
-            "--id",
-            "01",
-            "--data",
-            "x",
-        ]);
-        case(c, "PIN file empty.pin is empty");
-        // 20. missing PIN file
-        let mut c = t.cmd();
-        c.env_remove("HSM_DEMO_PIN").args([
-            "--pin-file",
-            "nope.pin",
-            "sign",
-            "--label",
-            "k",
-            "--id",
-            "01",
-            "--data",
-            "x",
-        ]);
-        case(c, "cannot read PIN file nope.pin");
         // 21. malformed URI
         let mut c = t.cmd();
         c.args(["sign", "--uri", "pkcs11:object=k;colour=red", "--data", "x"]);
@@ -274,6 +140,153 @@ fn bad_inputs() {
 
         assert!(n >= 25, "only {n} cases ran");
     }
+}
+
+/// A bad-input case: runs the command and asserts the contract ([`assert_bad`]); returns the line.
+type Case<'a> = dyn FnMut(assert_cmd::Command, &str) -> String + 'a;
+
+/// Cases 1-10: signatures, key look-up, module loading.
+fn signature_lookup_and_module_cases(t: &TestToken, good: &str, case: &mut Case<'_>) {
+    // 1. malformed hex
+    case(
+        verify_cmd(&t, "30zz"),
+        "--sig is not valid hex: 'z' at position 3",
+    );
+    // 2. odd-length hex
+    case(
+        verify_cmd(&t, &good[..good.len() - 1]),
+        "odd number of hex digits",
+    );
+    // 3. a signature of the wrong length (neither raw r||s nor DER)
+    case(
+        verify_cmd(&t, "0102030405"),
+        "expected 64 bytes raw r||s or a DER",
+    );
+    // 4. a DER-looking signature that is not valid DER
+    case(
+        verify_cmd(&t, &format!("30{}", &good[2..good.len() - 2])),
+        "not a valid DER",
+    );
+    // 5. a valid signature for other data
+    let mut c = t.cmd();
+    c.args(["verify", "--label", "k", "--data", "hellO", "--sig", &good]);
+    case(c, "signature verification failed");
+    // 6. unknown label
+    let mut c = t.cmd();
+    c.args(["sign", "--label", "nope", "--data", "hello"]);
+    case(c, "no private key with label 'nope' found on token 'bad'");
+    // 7. ambiguous label
+    t.cmd()
+        .args([
+            "generate-key",
+            "--label",
+            "k",
+            "--id",
+            "02",
+            "--allow-duplicate-label",
+        ])
+        .assert()
+        .success();
+    let mut c = t.cmd();
+    c.args(["sign", "--label", "k", "--data", "hello"]);
+    case(c, "2 objects match private key with label 'k'");
+    // 8. missing module path
+    let mut c = t.cmd();
+    c.args(["--module", "/nonexistent/libpkcs11.so", "list-slots"]);
+    case(
+        c,
+        "cannot load PKCS#11 module /nonexistent/libpkcs11.so: no such file",
+    );
+    // 9. a library that is not a PKCS#11 module
+    let not_p11 = [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/aarch64-linux-gnu/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    if let Some(p) = not_p11 {
+        let mut c = t.cmd();
+        c.args(["--module", p, "list-slots"]);
+        case(c, "is not a PKCS#11 module: it has no C_GetFunctionList");
+    }
+    // 10. a file that is not a shared library at all
+    let mut c = t.cmd();
+    c.args(["--module", "msg.txt", "list-slots"]);
+    case(c, "cannot load PKCS#11 module msg.txt");
+}
+
+/// Cases 11-20: PINs, messages, input files, curves, labels, ids.
+fn pin_input_and_key_cases(t: &TestToken, case: &mut Case<'_>) {
+    // 11. wrong PIN
+    let mut c = t.cmd();
+    c.env("HSM_DEMO_PIN", "999999")
+        .args(["sign", "--label", "k", "--id", "01", "--data", "x"]);
+    case(
+        c,
+        "C_Login failed: CKR_PIN_INCORRECT: wrong user PIN for token 'bad'",
+    );
+    // 12. empty message
+    let mut c = t.cmd();
+    c.args(["sign", "--label", "k", "--id", "01", "--data", ""]);
+    case(c, "the message is empty");
+    // 13. empty message on stdin
+    let mut c = t.cmd();
+    c.args(["sign", "--label", "k", "--id", "01"])
+        .write_stdin("");
+    case(c, "the message is empty");
+    // 14. missing input file
+    let mut c = t.cmd();
+    c.args(["sign", "--label", "k", "--id", "01", "--in", "no-such-file"]);
+    case(c, "cannot read input file no-such-file");
+    // 15. unsupported curve
+    let mut c = t.cmd();
+    c.args(["generate-key", "--label", "c", "--curve", "p521"]);
+    case(c, "unsupported curve 'p521': use p256 or p384");
+    // 16. existing label refused, nothing created
+    let mut c = t.cmd();
+    c.args(["generate-key", "--label", "k"]);
+    case(c, "a key with label 'k' already exists on token 'bad'");
+    // 17. malformed --id
+    let mut c = t.cmd();
+    c.args(["generate-key", "--label", "n", "--id", "abc"]);
+    case(c, "--id has an odd number of hex digits");
+    // 18. no PIN anywhere (no env, no file, no terminal)
+    let mut c = t.cmd();
+    c.env_remove("HSM_DEMO_PIN")
+        .args(["sign", "--label", "k", "--id", "01", "--data", "x"]);
+    case(
+        c,
+        "no PIN for token 'bad': set HSM_DEMO_PIN, pass --pin-file FILE",
+    );
+    // 19. empty PIN file
+    std::fs::write(t.path("empty.pin"), "").unwrap();
+    let mut c = t.cmd();
+    c.env_remove("HSM_DEMO_PIN").args([
+        "--pin-file",
+        "empty.pin",
+        "sign",
+        "--label",
+        "k",
+        "--id",
+        "01",
+        "--data",
+        "x",
+    ]);
+    case(c, "PIN file empty.pin is empty");
+    // 20. missing PIN file
+    let mut c = t.cmd();
+    c.env_remove("HSM_DEMO_PIN").args([
+        "--pin-file",
+        "nope.pin",
+        "sign",
+        "--label",
+        "k",
+        "--id",
+        "01",
+        "--data",
+        "x",
+    ]);
+    case(c, "cannot read PIN file nope.pin");
 }
 
 #[test]
