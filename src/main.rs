@@ -20,21 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.global.verbose > 0 {
-        let level = if cli.global.verbose > 1 {
-            "trace"
-        } else {
-            "debug"
-        };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("hsm_demo={level}")));
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter)
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .init();
-    }
+    init_logging(&cli.global);
     match hsm_demo::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(hsm_demo::Error::Interrupted) => ExitCode::from(130),
@@ -46,6 +32,26 @@ fn main() -> ExitCode {
             eprintln!("error: {}", e.one_line());
             ExitCode::from(1)
         }
+    }
+}
+
+/// Logs go to stderr when asked for: `-v` (debug), `-vv` (trace), or a `RUST_LOG` filter (which
+/// also overrides the level of `-v`), as text or, with `--log-format json`, one JSON object per line.
+fn init_logging(g: &hsm_demo::cli::Global) {
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    if g.verbose == 0 && rust_log.is_none() {
+        return;
+    }
+    let level = if g.verbose > 1 { "trace" } else { "debug" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("hsm_demo={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    match g.log_format {
+        hsm_demo::cli::LogFormat::Json => builder.json().with_current_span(false).init(),
+        hsm_demo::cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 

@@ -50,9 +50,13 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Log to stderr (-v debug, -vv trace); never logs the PIN
+    /// Log to stderr (-v debug, -vv trace; RUST_LOG=<filter> overrides the level); never logs the PIN
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log line format on stderr: text, or json (one object per line)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
 
     /// The configuration file read for this run, if any (see [`crate::config`]).
     #[arg(skip)]
@@ -61,6 +65,15 @@ pub struct Global {
     /// Configuration keys given as flags on the command line (for `config show`).
     #[arg(skip)]
     pub config_flags: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, message and the event's fields).
+    Json,
 }
 
 impl Global {

@@ -177,7 +177,8 @@ impl AwsClients {
             .retry_partition(unlimited_partition("hsm-demo-acmpca"))
             .http_client(watched(&pca_endpoint))
             .interceptor(budget.for_endpoint(&pca_endpoint))
-            .interceptor(RetryLogger);
+            .interceptor(RetryLogger)
+            .interceptor(crate::pca::aws_log::CallLogger);
         if let Some(shaper) = &opts.shaper {
             pca_builder = shaper.install(pca_builder, Some(watched(&pca_endpoint)))?;
         }
@@ -187,6 +188,7 @@ impl AwsClients {
             .http_client(watched(&ddb_endpoint))
             .interceptor(budget.for_endpoint(&ddb_endpoint))
             .interceptor(RetryLogger)
+            .interceptor(crate::pca::aws_log::CallLogger)
             .build();
         Ok(AwsClients {
             pca: aws_sdk_acmpca::Client::from_conf(pca_conf),

@@ -21,6 +21,7 @@ macro_rules! crash_point {
 }
 
 pub mod aws;
+pub mod aws_log;
 pub mod batch;
 pub mod ca;
 pub mod csr;
