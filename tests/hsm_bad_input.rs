@@ -149,27 +149,27 @@ type Case<'a> = dyn FnMut(assert_cmd::Command, &str) -> String + 'a;
 fn signature_lookup_and_module_cases(t: &TestToken, good: &str, case: &mut Case<'_>) {
     // 1. malformed hex
     case(
-        verify_cmd(&t, "30zz"),
+        verify_cmd(t, "30zz"),
         "--sig is not valid hex: 'z' at position 3",
     );
     // 2. odd-length hex
     case(
-        verify_cmd(&t, &good[..good.len() - 1]),
+        verify_cmd(t, &good[..good.len() - 1]),
         "odd number of hex digits",
     );
     // 3. a signature of the wrong length (neither raw r||s nor DER)
     case(
-        verify_cmd(&t, "0102030405"),
+        verify_cmd(t, "0102030405"),
         "expected 64 bytes raw r||s or a DER",
     );
     // 4. a DER-looking signature that is not valid DER
     case(
-        verify_cmd(&t, &format!("30{}", &good[2..good.len() - 2])),
+        verify_cmd(t, &format!("30{}", &good[2..good.len() - 2])),
         "not a valid DER",
     );
     // 5. a valid signature for other data
     let mut c = t.cmd();
-    c.args(["verify", "--label", "k", "--data", "hellO", "--sig", &good]);
+    c.args(["verify", "--label", "k", "--data", "hellO", "--sig", good]);
     case(c, "signature verification failed");
     // 6. unknown label
     let mut c = t.cmd();
