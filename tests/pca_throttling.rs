@@ -192,6 +192,59 @@ fn missing_credentials_are_named_not_reported_as_an_unreachable_endpoint() {
 }
 
 #[test]
+fn an_unknown_profile_is_named_not_blamed_on_the_instance_metadata_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &config,
+        "[default]\nregion = us-east-1\n[profile ops]\nregion = eu-west-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &creds,
+        "[ci]\naws_access_key_id = AKIDCI\naws_secret_access_key = x\n",
+    )
+    .unwrap();
+    let a = aws_cmd("http://127.0.0.1:9")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_PROFILE", "opps")
+        .args(["pca", "list"])
+        .assert()
+        .failure()
+        .code(1);
+    let err = stderr_of(&a);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: AWS_PROFILE \"opps\" is not defined in "),
+        "{err}"
+    );
+    assert!(
+        err.contains("default, ops, ci"),
+        "names the profiles there: {err}"
+    );
+    assert!(
+        !err.contains("IMDS") && !err.contains("cannot reach"),
+        "{err}"
+    );
+    // A profile that exists gets past the check (and then fails on the closed port).
+    let a = aws_cmd("http://127.0.0.1:9")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_PROFILE", "ci")
+        .args(["pca", "list", "--retry-budget-secs", "0"])
+        .assert()
+        .failure()
+        .code(1);
+    assert!(stderr_of(&a).contains("cannot reach"), "{}", stderr_of(&a));
+}
+
+#[test]
 fn a_malformed_endpoint_url_is_named_in_one_line() {
     for (var, value) in [
         ("AWS_ENDPOINT_URL", "not a url"),

@@ -129,6 +129,7 @@ impl AwsClients {
     /// Fails with one line when no region is configured or an endpoint URL is malformed.
     pub async fn load(opts: &AwsOptions) -> Result<Self> {
         check_endpoint_env()?;
+        check_profile_env()?;
         // The budget below decides every retry; the strategy's own attempt limit only backs it.
         let retry = RetryConfig::standard()
             .with_max_attempts(opts.max_attempts.max(1))
@@ -221,6 +222,67 @@ fn check_endpoint_env() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `AWS_PROFILE` must name a profile of the shared config or credentials file: otherwise the
+/// SDK silently falls through to the next provider, and the error then blames the instance
+/// metadata service instead of the typo.
+fn check_profile_env() -> Result<()> {
+    let Some(profile) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |var: &str, name: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+    };
+    let config = file("AWS_CONFIG_FILE", "config");
+    let credentials = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    let mut known = Vec::new();
+    for (path, is_config) in [(&config, true), (&credentials, false)] {
+        let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) else {
+            continue;
+        };
+        known.extend(profile_names(&text, is_config));
+    }
+    if known.iter().any(|p| *p == profile) {
+        return Ok(());
+    }
+    let shown = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or("-".to_string(), |p| p.display().to_string())
+    };
+    Err(Error::aws(format!(
+        "AWS_PROFILE {} is not defined in {} or {} (profiles there: {})",
+        printable(&profile),
+        shown(&config),
+        shown(&credentials),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
+
+/// Profile names of a shared config file (`[default]`, `[profile NAME]`) or credentials file
+/// (`[NAME]`).
+fn profile_names(text: &str, is_config: bool) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
+        .filter_map(|h| {
+            let h = h.trim();
+            if !is_config {
+                return Some(h.to_string());
+            }
+            match h.strip_prefix("profile ") {
+                Some(name) => Some(name.trim().to_string()),
+                None if h == "default" => Some(h.to_string()),
+                None => None,
+            }
+        })
+        .collect()
 }
 
 /// One line naming `what` and its value when `url` is not `http(s)://host[:port][/path]`.
