@@ -246,7 +246,7 @@ fn check_profile_env() -> Result<()> {
         };
         known.extend(profile_names(&text, is_config));
     }
-    if known.iter().any(|p| *p == profile) {
+    if known.contains(&profile) {
         return Ok(());
     }
     let shown = |p: &Option<std::path::PathBuf>| {
