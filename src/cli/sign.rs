@@ -9,11 +9,11 @@ use crate::cli::common::{
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::fsutil::{check_output, out_file, write_atomic};
+use crate::hsm::digest_key::DigestKey;
 use crate::hsm::session::HsmSession;
 use crate::hsm::sign::{
     batch_lines, digest_stream, encode_signature, sign_batch, sign_digest_der, SigFormat,
 };
-use crate::hsm::signer::HsmSigner;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -69,7 +69,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         };
         let lines = batch_lines(&data)?;
         let session = HsmSession::connect(&opts)?;
-        let signer = HsmSigner::new(&session, &spec)?;
+        let signer = DigestKey::find(&session, &spec)?;
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let n = sign_batch(&signer, &lines, args.format, &mut out)?;
@@ -89,7 +89,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         check_output(out, false)?;
     }
     let session = HsmSession::connect(&opts)?;
-    let signer = HsmSigner::new(&session, &spec)?;
+    let signer = DigestKey::find(&session, &spec)?;
     let (digest, len) = digest_stream(signer.curve(), msg, &what)?;
     if len == 0 {
         return Err(Error::input(

@@ -12,6 +12,7 @@
 pub mod ceremony;
 pub mod ceremony_config;
 pub mod ceremony_journal;
+pub mod digest_key;
 pub mod ec;
 pub mod key_index;
 pub mod keygen;

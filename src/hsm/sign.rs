@@ -8,8 +8,8 @@ use base64::Engine;
 use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::hsm::digest_key::DigestKey;
 use crate::hsm::ec::{self, Curve};
-use crate::hsm::signer::HsmSigner;
 
 /// Hashes everything `r` yields with `curve`'s hash (SHA-256 / SHA-384) in 64 KiB chunks:
 /// memory stays flat whatever the input's size. Returns the digest and the number of bytes.
@@ -37,7 +37,7 @@ pub fn digest_stream(curve: Curve, mut r: impl Read, what: &str) -> Result<(Vec<
 }
 
 /// Signs a digest computed by [`digest_stream`] in the HSM (CKM_ECDSA): DER ECDSA-Sig-Value.
-pub fn sign_digest_der(signer: &HsmSigner<'_>, digest: &[u8]) -> Result<Vec<u8>> {
+pub fn sign_digest_der(signer: &DigestKey<'_>, digest: &[u8]) -> Result<Vec<u8>> {
     let raw = signer.sign_digest_raw(digest)?;
     ec::raw_to_der(signer.curve(), &raw)
 }
@@ -99,7 +99,7 @@ pub fn batch_lines(data: &[u8]) -> Result<Vec<&[u8]>> {
 /// Signs every message with `signer` and writes one encoded signature per line to `out`.
 /// `format` must be hex or base64. Returns the number of signatures.
 pub fn sign_batch<W: Write>(
-    signer: &HsmSigner<'_>,
+    signer: &DigestKey<'_>,
     messages: &[&[u8]],
     format: SigFormat,
     out: &mut W,
