@@ -160,6 +160,8 @@ class PcaCertificateAuthority(_Resource, CloudFormationModel):
             if "RevocationConfiguration" in changed and new.get("RevocationConfiguration"):
                 ca = backend.describe_certificate_authority(arn)
                 ca.set_revocation_configuration(new["RevocationConfiguration"])
+                if ca.status == "ACTIVE":
+                    acmpca.crl.publish(ca)  # as UpdateCertificateAuthority does
             if "Tags" in changed:
                 if old.get("Tags"):
                     backend.untag_certificate_authority(arn, old["Tags"])
