@@ -328,7 +328,10 @@ _BASE_TEMPLATES: dict[str, Template] = {
         "EndEntityCertificate", ca=False, key_usage=("digital_signature", "key_encipherment"), eku=(_SA, _CA_)
     ),
     "EndEntityClientAuthCertificate": Template(
-        "EndEntityClientAuthCertificate", ca=False, key_usage=("digital_signature",), eku=(_CA_,)
+        "EndEntityClientAuthCertificate",
+        ca=False,
+        key_usage=("digital_signature", "key_encipherment"),
+        eku=(_CA_,),
     ),
     "EndEntityServerAuthCertificate": Template(
         "EndEntityServerAuthCertificate",
