@@ -52,6 +52,7 @@ def startup_defaults() -> dict[str, Any]:
         "fail_issuance": _env_float("STANDIN_FAIL_ISSUANCE", 0.0),
         "reissue_serial": _env_bool("STANDIN_REISSUE_SERIAL"),
         "crl_delay_seconds": _env_float("STANDIN_CRL_DELAY_SECONDS", 0.0),
+        "transact_token_window_seconds": _env_float("STANDIN_TRANSACT_TOKEN_WINDOW_SECONDS", 600.0),
     }
 
 
@@ -69,7 +70,7 @@ def _validate(update: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"{key} must be a number in [0, 1]")
             value = float(value)
-        elif key in ("idempotency_window_seconds", "crl_delay_seconds"):
+        elif key in ("idempotency_window_seconds", "crl_delay_seconds", "transact_token_window_seconds"):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{key} must be a number >= 0")
             value = float(value)
