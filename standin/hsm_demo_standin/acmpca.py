@@ -484,6 +484,14 @@ class StandinCertificateAuthority(m.CertificateAuthority):
         self.crl_number = 0  # the last CRL number published (crl.py)
         self.crl_failures = 0
         self.crl_timer: threading.Timer | None = None
+        self.restorable_until: float | None = None  # DELETED CAs (lifecycle.py)
+        self.status_before_deletion: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = super().to_json()
+        if self.status == "DELETED" and self.restorable_until is not None:
+            out["RestorableUntil"] = self.restorable_until
+        return out
 
     # -- key and certificate, cached (stock moto reloads the PEM key on every access)
     @property
