@@ -23,6 +23,7 @@ macro_rules! crash_point {
 pub mod aws;
 pub mod batch;
 pub mod ca;
+pub mod crl;
 pub mod csr;
 pub mod failed;
 pub mod hsm_pool;
