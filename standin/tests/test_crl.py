@@ -12,7 +12,6 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from hsm_demo_standin import testing
 from hsm_demo_standin.testing import issue_and_get, make_csr
