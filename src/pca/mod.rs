@@ -24,6 +24,7 @@ pub mod aws;
 pub mod aws_log;
 pub mod batch;
 pub mod ca;
+pub mod crl;
 pub mod csr;
 pub mod failed;
 pub mod hsm_pool;

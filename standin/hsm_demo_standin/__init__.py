@@ -30,10 +30,12 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import acmpca, cfn, cfn_fixes, config, dynamodb, moto_fast
+    from . import acmpca, audit, cfn, cfn_fixes, config, dynamodb, lifecycle, moto_fast
 
     moto_fast.install()
     acmpca.install()
+    lifecycle.install()
+    audit.install()
     dynamodb.install()
     cfn.install()
     cfn_fixes.install()

@@ -40,6 +40,7 @@ from moto.core.utils import unix_time
 from moto.moto_api._internal import mock_random
 from moto.utilities.utils import get_partition
 
+from . import crl
 from .config import SWITCHES
 from .stats import STATS
 
@@ -327,7 +328,10 @@ _BASE_TEMPLATES: dict[str, Template] = {
         "EndEntityCertificate", ca=False, key_usage=("digital_signature", "key_encipherment"), eku=(_SA, _CA_)
     ),
     "EndEntityClientAuthCertificate": Template(
-        "EndEntityClientAuthCertificate", ca=False, key_usage=("digital_signature",), eku=(_CA_,)
+        "EndEntityClientAuthCertificate",
+        ca=False,
+        key_usage=("digital_signature", "key_encipherment"),
+        eku=(_CA_,),
     ),
     "EndEntityServerAuthCertificate": Template(
         "EndEntityServerAuthCertificate",
@@ -477,6 +481,17 @@ class StandinCertificateAuthority(m.CertificateAuthority):
         self.by_serial: dict[int, IssuedCertificate] = {}
         self.tokens: dict[str, tuple[str, float]] = {}
         self.lock = threading.RLock()
+        self.crl_number = 0  # the last CRL number published (crl.py)
+        self.crl_failures = 0
+        self.crl_timer: threading.Timer | None = None
+        self.restorable_until: float | None = None  # DELETED CAs (lifecycle.py)
+        self.status_before_deletion: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = super().to_json()
+        if self.status == "DELETED" and self.restorable_until is not None:
+            out["RestorableUntil"] = self.restorable_until
+        return out
 
     # -- key and certificate, cached (stock moto reloads the PEM key on every access)
     @property
@@ -550,6 +565,7 @@ class StandinCertificateAuthority(m.CertificateAuthority):
         self._cert_obj = cert
         self.status = "ACTIVE"
         self.updated_at = unix_time()
+        crl.publish(self)
 
     # -- issuance
     def _extensions(
@@ -708,6 +724,10 @@ class StandinCertificateAuthority(m.CertificateAuthority):
             pem = cert.public_bytes(serialization.Encoding.PEM)
             chain = b"" if self_issued else self.chain_pem()
             rec = IssuedCertificate(arn=arn, serial=serial, pem=pem, chain=chain)
+            rec.extra.update(
+                not_before=not_before, not_after=not_after, issued_at=now, subject=subject,
+                template_arn=params.get("TemplateArn") or DEFAULT_TEMPLATE,
+            )
             self.records[arn] = rec
             self.by_serial.setdefault(serial, rec)
             self.issued_certificates[arn] = pem
@@ -785,6 +805,7 @@ def backend_revoke_certificate(
         if len(colon) % 2:
             colon = "0" + colon
         ca.revoked_certificates[":".join(colon[i : i + 2] for i in range(0, len(colon), 2))] = rec.revoked
+    crl.after_revocation(ca, SWITCHES.get()["crl_delay_seconds"])
 
 
 def backend_describe(self: m.ACMPCABackend, certificate_authority_arn: str) -> m.CertificateAuthority:
@@ -814,6 +835,7 @@ def backend_update_ca(
     status: str,
 ) -> None:
     ca = _ca(self, certificate_authority_arn)
+    was = (ca.status, crl.config_of(ca))
     if status is not None:
         if status not in ("ACTIVE", "DISABLED"):
             raise InvalidArgsException(f"Status {status} is not ACTIVE or DISABLED.")
@@ -825,6 +847,8 @@ def backend_update_ca(
         ca.status = status
     ca.set_revocation_configuration(revocation_configuration)
     ca.updated_at = unix_time()
+    if ca.status == "ACTIVE" and (ca.status, crl.config_of(ca)) != was:
+        crl.publish(ca)  # activated, or CRLs enabled or reconfigured
 
 
 # --------------------------------------------------------------------------- responses

@@ -160,6 +160,8 @@ class PcaCertificateAuthority(_Resource, CloudFormationModel):
             if "RevocationConfiguration" in changed and new.get("RevocationConfiguration"):
                 ca = backend.describe_certificate_authority(arn)
                 ca.set_revocation_configuration(new["RevocationConfiguration"])
+                if ca.status == "ACTIVE":
+                    acmpca.crl.publish(ca)  # as UpdateCertificateAuthority does
             if "Tags" in changed:
                 if old.get("Tags"):
                     backend.untag_certificate_authority(arn, old["Tags"])
@@ -174,7 +176,13 @@ class PcaCertificateAuthority(_Resource, CloudFormationModel):
 
     @classmethod
     def _remove(cls, physical_id: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
-        _pca(account_id, region_name).delete_certificate_authority(physical_id)
+        # As CloudFormation's handler does: an ACTIVE CA is disabled first (PCA refuses to delete it).
+        backend = _pca(account_id, region_name)
+        ca = backend.certificate_authorities.get(physical_id)
+        if ca is not None and ca.status == "ACTIVE":
+            backend.update_certificate_authority(physical_id, None, "DISABLED")
+        if ca is None or ca.status != "DELETED":
+            backend.delete_certificate_authority(physical_id, 7)
 
 
 class PcaCertificate(_Resource, CloudFormationModel):

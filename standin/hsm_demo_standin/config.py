@@ -51,6 +51,10 @@ def startup_defaults() -> dict[str, Any]:
         "issue_limit_exceeded": _env_bool("STANDIN_ISSUE_LIMIT_EXCEEDED"),
         "fail_issuance": _env_float("STANDIN_FAIL_ISSUANCE", 0.0),
         "reissue_serial": _env_bool("STANDIN_REISSUE_SERIAL"),
+        "crl_delay_seconds": _env_float("STANDIN_CRL_DELAY_SECONDS", 0.0),
+        "transact_token_window_seconds": _env_float("STANDIN_TRANSACT_TOKEN_WINDOW_SECONDS", 600.0),
+        "audit_report_interval_seconds": _env_float("STANDIN_AUDIT_REPORT_INTERVAL_SECONDS", 1800.0),
+        "audit_report_pending_describes": int(_env_float("STANDIN_AUDIT_REPORT_PENDING_DESCRIBES", 1)),
     }
 
 
@@ -68,11 +72,16 @@ def _validate(update: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"{key} must be a number in [0, 1]")
             value = float(value)
-        elif key == "idempotency_window_seconds":
+        elif key in (
+            "idempotency_window_seconds",
+            "crl_delay_seconds",
+            "transact_token_window_seconds",
+            "audit_report_interval_seconds",
+        ):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{key} must be a number >= 0")
             value = float(value)
-        elif key == "async_pending_gets":
+        elif key in ("async_pending_gets", "audit_report_pending_describes"):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{key} must be an integer >= 0")
         elif key == "throttle_enabled":

@@ -343,9 +343,10 @@ def _install_query_partition() -> None:
 def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
-    from . import dynamodb_fast
+    from . import dynamodb_fast, dynamodb_tokens
 
     dynamodb_fast.install()
+    dynamodb_tokens.install()
     _install_query_partition()
     current = DynamoDBBackend.transact_write_items
     if not getattr(current, "_standin", False) and not getattr(current, "_standin_undo", False):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__, source_digest
+from . import __version__, source_digest, validation
 from .config import SWITCHES, ConfigError, set_current_access_key
 from .holds import HOLDS, Held
 from .stats import CALLS, STATS
@@ -78,6 +79,22 @@ def _route_key(environ: dict[str, Any]) -> tuple[str, str, str] | None:
     return (service, region, prefix)
 
 
+def _validate(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """validation.errors for a JSON-protocol request of a validated service; the body stays readable."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if not target or target.split(".", 1)[0] not in validation.SERVICES:
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length <= 0:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return validation.errors(target, body)
+
+
 class StandinMiddleware:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
@@ -85,7 +102,11 @@ class StandinMiddleware:
         self._apps: dict[tuple[str, str, str], Callable[..., Iterable[bytes]]] = {}
 
     def dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """moto's DomainDispatcherApplication, with its answer cached for DynamoDB / ACM PCA calls."""
+        """moto's DomainDispatcherApplication, with its answer cached for DynamoDB / ACM PCA calls,
+        after the request passed its service model's constraints (validation.py)."""
+        refused = _validate(environ)
+        if refused is not None:
+            return _json(start_response, "400 Bad Request", {"__type": refused[0], "message": refused[1]})
         get_application = getattr(self.app, "get_application", None)
         key = _route_key(environ) if get_application is not None else None
         if key is None:

@@ -155,8 +155,14 @@ def make_csr(
 
 
 def create_ca(
-    pca: Any, ca_type: str, cn: str, key_alg: str = "EC_prime256v1", sig_alg: str = "SHA256WITHECDSA"
+    pca: Any,
+    ca_type: str,
+    cn: str,
+    key_alg: str = "EC_prime256v1",
+    sig_alg: str = "SHA256WITHECDSA",
+    revocation: dict[str, Any] | None = None,
 ) -> str:
+    extra = {"RevocationConfiguration": revocation} if revocation else {}
     return str(
         pca.create_certificate_authority(
             CertificateAuthorityConfiguration={
@@ -165,6 +171,7 @@ def create_ca(
                 "Subject": {"CommonName": cn, "Organization": "hsm-demo test"},
             },
             CertificateAuthorityType=ca_type,
+            **extra,
         )["CertificateAuthorityArn"]
     )
 

@@ -217,7 +217,8 @@ def _root_pem(pca, hierarchy):
     [
         ("EndEntityCertificate/V1", {"digital_signature", "key_encipherment"},
          {x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH}),
-        ("EndEntityClientAuthCertificate/V1", {"digital_signature"}, {x509.ExtendedKeyUsageOID.CLIENT_AUTH}),
+        ("EndEntityClientAuthCertificate/V1", {"digital_signature", "key_encipherment"},
+         {x509.ExtendedKeyUsageOID.CLIENT_AUTH}),
         ("EndEntityServerAuthCertificate/V1", {"digital_signature", "key_encipherment"},
          {x509.ExtendedKeyUsageOID.SERVER_AUTH}),
     ],

@@ -7,6 +7,7 @@
 use crate::cli::Global;
 use crate::error::Result;
 
+pub mod crl;
 pub mod csr;
 pub mod init_table;
 pub mod issue;
@@ -15,6 +16,7 @@ pub mod reconcile;
 pub mod revoke;
 pub mod show;
 
+pub use crl::CrlArgs;
 pub use csr::CsrArgs;
 pub use init_table::InitTableArgs;
 pub use issue::IssueArgs;
@@ -63,6 +65,8 @@ pub enum PcaCommand {
     InitTable(InitTableArgs),
     /// Report unfinished issuances (intents not ISSUED) and what each means
     Reconcile(ReconcileArgs),
+    /// Fetch and verify the CA's current CRL; say whether a serial is revoked
+    Crl(CrlArgs),
 }
 
 /// Runs `pca`.
@@ -75,5 +79,6 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::List(a) => list::run(a, g),
         PcaCommand::InitTable(a) => init_table::run(a, g),
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
+        PcaCommand::Crl(a) => crl::run(a, g),
     }
 }

@@ -1,0 +1,290 @@
+//! `pca crl`: the CA's current CRL, fetched from its S3 bucket and checked against the CA certificate.
+//!
+//! Where: DescribeCertificateAuthority's `RevocationConfiguration.CrlConfiguration` (Enabled,
+//! S3BucketName) and PCA's object key `crl/<ca-id>.crl`. The CRL must be issued by the CA (issuer =
+//! the CA certificate's subject) and its signature must verify with the CA certificate's public key;
+//! anything else is an error, not a report. S3 is reached over the same AWS configuration as the other
+//! clients (`AWS_ENDPOINT_URL`, with path-style addressing when an endpoint URL is set: the local
+//! stand-in has no per-bucket host names).
+
+use aws_config::BehaviorVersion;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::error::{Error, Result};
+use crate::pca::aws::{map_sdk_error, AwsClients, Service};
+use crate::pca::ids::{CaArn, Serial};
+use crate::pca::revoke::REASONS;
+
+/// Largest CRL accepted (a CRL entry is ~50 bytes: 2 million revocations).
+pub const MAX_CRL_BYTES: usize = 100 * 1024 * 1024;
+
+/// Where a CA publishes its CRL.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CrlLocation {
+    /// The CRL bucket.
+    pub bucket: String,
+    /// The object key, `crl/<ca-id>.crl`.
+    pub key: String,
+}
+
+/// One serial's state in the CRL.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SerialStatus {
+    /// The serial asked about (normalised hex).
+    pub serial: String,
+    /// Listed in the CRL.
+    pub revoked: bool,
+    /// The CRL reason (`key-compromise`…; `unspecified` when the entry has none).
+    pub reason: Option<String>,
+    /// The revocation date (RFC 3339).
+    pub revocation_date: Option<String>,
+}
+
+/// What `pca crl` reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CrlInfo {
+    /// Where the CRL was read.
+    #[serde(flatten)]
+    pub location: CrlLocation,
+    /// Issuer (RFC 4514), the CA certificate's subject.
+    pub issuer: String,
+    /// The CRL number (decimal), if present.
+    pub crl_number: Option<String>,
+    /// thisUpdate (RFC 3339).
+    pub this_update: String,
+    /// nextUpdate (RFC 3339), if present.
+    pub next_update: Option<String>,
+    /// nextUpdate has passed: relying parties should no longer trust this CRL.
+    pub stale: bool,
+    /// Number of revoked certificates listed.
+    pub revoked_count: usize,
+    /// The signature verified with the CA certificate's public key (always true: otherwise an error).
+    pub signature_verified: bool,
+    /// `--serial`'s state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<SerialStatus>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn reason_name(code: u8) -> String {
+    let aws = match code {
+        1 => "KEY_COMPROMISE",
+        2 => "CERTIFICATE_AUTHORITY_COMPROMISE",
+        3 => "AFFILIATION_CHANGED",
+        4 => "SUPERSEDED",
+        5 => "CESSATION_OF_OPERATION",
+        9 => "PRIVILEGE_WITHDRAWN",
+        10 => "A_A_COMPROMISE",
+        0 => "UNSPECIFIED",
+        other => return format!("reason-code-{other}"),
+    };
+    REASONS
+        .iter()
+        .find(|(_, a)| *a == aws)
+        .map(|(cli, _)| cli.to_string())
+        .unwrap_or_else(|| aws.to_string())
+}
+
+/// Checks `der` against the CA certificate and reads it: issuer, number, dates, entries, `serial`.
+pub fn inspect(
+    der: &[u8],
+    ca_pem: &str,
+    location: CrlLocation,
+    serial: Option<&Serial>,
+    now: OffsetDateTime,
+) -> Result<CrlInfo> {
+    let (_, crl) = CertificateRevocationList::from_der(der).map_err(|e| {
+        Error::Certificate(format!(
+            "s3://{}/{} is not a DER CRL: {e}",
+            location.bucket, location.key
+        ))
+    })?;
+    let ca_der = pem::parse(ca_pem.as_bytes())
+        .map_err(|e| Error::Certificate(format!("the CA certificate is not PEM: {e}")))?;
+    let (_, ca) = X509Certificate::from_der(ca_der.contents())
+        .map_err(|e| Error::Certificate(format!("cannot parse the CA certificate: {e}")))?;
+    if crl.issuer().as_raw() != ca.subject().as_raw() {
+        return Err(Error::Certificate(format!(
+            "the CRL at s3://{}/{} is issued by '{}', not by this CA ('{}')",
+            location.bucket,
+            location.key,
+            crl.issuer(),
+            ca.subject()
+        )));
+    }
+    crl.verify_signature(ca.public_key()).map_err(|e| {
+        Error::Certificate(format!(
+            "the CRL at s3://{}/{} does not verify with the CA certificate's key: {e}",
+            location.bucket, location.key
+        ))
+    })?;
+    let next = crl.next_update().map(|t| t.to_datetime());
+    let status = serial.map(|s| {
+        let hit = crl
+            .iter_revoked_certificates()
+            .find(|r| Serial::from_bytes(r.raw_serial()) == *s);
+        SerialStatus {
+            serial: s.as_str().to_string(),
+            revoked: hit.is_some(),
+            reason: hit.map(|r| reason_name(r.reason_code().map(|(_, c)| c.0).unwrap_or(0))),
+            revocation_date: hit.map(|r| rfc3339(r.revocation_date.to_datetime())),
+        }
+    });
+    Ok(CrlInfo {
+        location,
+        issuer: crl.issuer().to_string(),
+        crl_number: crl.crl_number().map(|n| n.to_string()),
+        this_update: rfc3339(crl.last_update().to_datetime()),
+        next_update: next.map(rfc3339),
+        stale: next.is_some_and(|n| n < now),
+        revoked_count: crl.iter_revoked_certificates().count(),
+        signature_verified: true,
+        serial: status,
+    })
+}
+
+/// The CA's CRL location, from DescribeCertificateAuthority; an error when CRLs are off.
+pub async fn locate(clients: &AwsClients, arn: &CaArn) -> Result<CrlLocation> {
+    let out = clients
+        .pca
+        .describe_certificate_authority()
+        .certificate_authority_arn(arn.as_str())
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(clients, Service::Pca, "DescribeCertificateAuthority", e))?;
+    let crl = out
+        .certificate_authority()
+        .and_then(|ca| ca.revocation_configuration())
+        .and_then(|r| r.crl_configuration());
+    let bucket = match crl {
+        Some(c) if c.enabled() => c.s3_bucket_name().map(str::to_string),
+        _ => None,
+    };
+    let bucket = bucket.ok_or_else(|| {
+        Error::aws(format!(
+            "CA {arn} publishes no CRL: its RevocationConfiguration does not enable a CRL in an S3 bucket"
+        ))
+    })?;
+    let id = arn.as_str().rsplit('/').next().unwrap_or_default();
+    Ok(CrlLocation {
+        bucket,
+        key: format!("crl/{id}.crl"),
+    })
+}
+
+/// The CA certificate (PEM), from GetCertificateAuthorityCertificate.
+pub async fn ca_certificate(clients: &AwsClients, arn: &CaArn) -> Result<String> {
+    let out = clients
+        .pca
+        .get_certificate_authority_certificate()
+        .certificate_authority_arn(arn.as_str())
+        .send()
+        .await
+        .map_err(|e| {
+            map_sdk_error(
+                clients,
+                Service::Pca,
+                "GetCertificateAuthorityCertificate",
+                e,
+            )
+        })?;
+    out.certificate()
+        .map(str::to_string)
+        .ok_or_else(|| Error::aws(format!("CA {arn} has no certificate")))
+}
+
+/// An S3 client on the standard AWS configuration (path-style when an endpoint URL is set).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let mut b = aws_sdk_s3::config::Builder::from(&conf);
+    if conf.endpoint_url().is_some() {
+        b = b.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// GetObject of the CRL, bounded by [`MAX_CRL_BYTES`].
+pub async fn download(s3: &aws_sdk_s3::Client, loc: &CrlLocation) -> Result<Vec<u8>> {
+    let url = format!("s3://{}/{}", loc.bucket, loc.key);
+    let out = s3
+        .get_object()
+        .bucket(&loc.bucket)
+        .key(&loc.key)
+        .send()
+        .await
+        .map_err(|e| {
+            let svc = e.as_service_error();
+            if svc.is_some_and(|s| s.is_no_such_key()) {
+                return Error::aws(format!(
+                    "no CRL at {url} yet: PCA writes it when the CA becomes ACTIVE with CRLs enabled"
+                ));
+            }
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or("no error code")
+                .to_string();
+            Error::aws(format!(
+                "S3 GetObject {url} failed: {code}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ))
+        })?;
+    if out.content_length().unwrap_or(0) > MAX_CRL_BYTES as i64 {
+        return Err(Error::aws(format!(
+            "{url} is larger than {MAX_CRL_BYTES} bytes"
+        )));
+    }
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::aws(format!("reading {url}: {e}")))?
+        .into_bytes();
+    if body.len() > MAX_CRL_BYTES {
+        return Err(Error::aws(format!(
+            "{url} is larger than {MAX_CRL_BYTES} bytes"
+        )));
+    }
+    Ok(body.to_vec())
+}
+
+/// Locates, downloads and inspects the CA's CRL: (report, DER bytes).
+pub async fn fetch(
+    clients: &AwsClients,
+    arn: &CaArn,
+    serial: Option<&Serial>,
+) -> Result<(CrlInfo, Vec<u8>)> {
+    let loc = locate(clients, arn).await?;
+    let ca_pem = ca_certificate(clients, arn).await?;
+    let der = download(&s3_client().await, &loc).await?;
+    let info = inspect(&der, &ca_pem, loc, serial, OffsetDateTime::now_utc())?;
+    Ok((info, der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_use_the_cli_names() {
+        assert_eq!(reason_name(1), "key-compromise");
+        assert_eq!(reason_name(4), "superseded");
+        assert_eq!(reason_name(0), "unspecified");
+        assert_eq!(reason_name(6), "reason-code-6");
+    }
+
+    #[test]
+    fn garbage_is_not_a_crl() {
+        let loc = CrlLocation {
+            bucket: "b".into(),
+            key: "crl/x.crl".into(),
+        };
+        let e = inspect(b"not der", "", loc, None, OffsetDateTime::now_utc()).unwrap_err();
+        assert!(e.to_string().contains("is not a DER CRL"), "{e}");
+    }
+}
