@@ -128,6 +128,14 @@ fn a_whole_setup_passes_every_link_and_only_describes() {
             > 0
     );
 
+    // With CRLs enabled on the CA, the CRL is fetched and verified.
+    env.enable_crl(env.ca(), &format!("crl-{}", env.table.to_lowercase()));
+    let (code, checks) = doctor(&mut env.cmd(), &["--ca-arn", env.ca()]);
+    assert_eq!(code, 0, "{checks:#?}");
+    let (s, line) = status_of(&checks, "crl");
+    assert_eq!(s, "pass", "{line}");
+    assert!(line.contains("CRL number 1, 0 revoked"), "{line}");
+
     // Text form: one line per check, each starting with its mark.
     let a = env
         .cmd()

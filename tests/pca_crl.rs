@@ -4,7 +4,6 @@
 mod common;
 mod pca_support;
 
-use aws_sdk_acmpca::types::{CrlConfiguration, RevocationConfiguration};
 use common::standin;
 use common::{stderr_of, stdout_of};
 use pca_support::PcaEnv;
@@ -18,39 +17,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn s3(env: &PcaEnv) -> aws_sdk_s3::Client {
-    let conf = standin::sdk_config_with_key(&env.endpoint, &env.akid);
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
+    env.s3()
 }
 
-/// A bucket of the test's own, and CRLs enabled on `ca` into it (the stand-in publishes at once).
 fn enable_crl(env: &PcaEnv, ca: &str, bucket: &str) {
-    let clients = env.clients();
-    let s3 = s3(env);
-    block_on(async {
-        let _ = s3.create_bucket().bucket(bucket).send().await;
-        let crl = CrlConfiguration::builder()
-            .enabled(true)
-            .s3_bucket_name(bucket)
-            .expiration_in_days(7)
-            .build()
-            .unwrap();
-        clients
-            .pca
-            .update_certificate_authority()
-            .certificate_authority_arn(ca)
-            .revocation_configuration(
-                RevocationConfiguration::builder()
-                    .crl_configuration(crl)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    env.enable_crl(ca, bucket);
 }
 
 fn ca_id(arn: &str) -> &str {

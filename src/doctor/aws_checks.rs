@@ -224,7 +224,12 @@ impl Probes {
             Some(arn) if arn.region() == clients.region => Some(describe_ca(clients, arn).await),
             _ => None,
         };
-        let crl = crl_check(opts, ca.as_ref().and_then(|p| p.result.as_ref().ok()));
+        let crl = crl_check(
+            clients,
+            opts,
+            ca.as_ref().and_then(|p| p.result.as_ref().ok()),
+        )
+        .await;
         Probes { table, ca, crl }
     }
 
@@ -473,25 +478,46 @@ async fn pitr(clients: &AwsClients, table: &str) -> Result<bool> {
         == Some(&PointInTimeRecoveryStatus::Enabled))
 }
 
-/// The CA's CRL configuration: the bucket it publishes to, when enabled.
-fn crl_check(opts: &DoctorOptions, ca: Option<&DescribeCertificateAuthorityOutput>) -> Check {
-    if opts.ca_arn.is_none() {
+/// The CA's CRL: fetched from its bucket and checked as `pca crl` does (issuer, signature with
+/// the CA certificate, freshness), when the CA publishes one.
+async fn crl_check(
+    clients: &AwsClients,
+    opts: &DoctorOptions,
+    ca: Option<&DescribeCertificateAuthorityOutput>,
+) -> Check {
+    let Some(arn) = &opts.ca_arn else {
         return Check::skip("crl", "no --ca-arn given");
-    }
+    };
     let Some(ca) = ca.and_then(|o| o.certificate_authority()) else {
         return Check::skip("crl", "needs the CA check to pass");
     };
-    let crl = ca
+    let enabled = ca
         .revocation_configuration()
-        .and_then(|r| r.crl_configuration());
-    match crl {
-        Some(c) if c.enabled() => Check::skip(
+        .and_then(|r| r.crl_configuration())
+        .is_some_and(|c| c.enabled());
+    if !enabled {
+        return Check::skip("crl", "CRL publication is not enabled on the CA");
+    }
+    match crate::pca::crl::fetch(clients, arn, None).await {
+        Ok((info, _)) => {
+            let detail = format!(
+                "s3://{}/{}: CRL number {}, {} revoked, next update {}",
+                info.location.bucket,
+                info.location.key,
+                info.crl_number.as_deref().unwrap_or("-"),
+                info.revoked_count,
+                info.next_update.as_deref().unwrap_or("-")
+            );
+            if info.stale {
+                Check::warn("crl", format!("{detail}: stale"), "the CA has not refreshed its CRL: check the bucket policy that lets acm-pca write it")
+            } else {
+                Check::pass("crl", detail)
+            }
+        }
+        Err(e) => Check::fail(
             "crl",
-            format!(
-                "CRLs published to s3://{}/ (bucket reachability is not checked by this build)",
-                c.s3_bucket_name().unwrap_or("?")
-            ),
+            e.one_line(),
+            "the caller needs s3:GetObject on the CRL objects (crl/*), and acm-pca must be able to write them",
         ),
-        _ => Check::skip("crl", "CRL publication is not enabled on the CA"),
     }
 }

@@ -105,6 +105,49 @@ impl PcaEnv {
         }
     }
 
+    /// An S3 client for this test's endpoint and access key (path-style, as the tool uses).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = standin::sdk_config_with_key(&self.endpoint, &self.akid);
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Creates `bucket` and enables CRLs on `ca` into it (the stand-in publishes one at once, as
+    /// PCA does when CRLs are enabled on an ACTIVE CA).
+    pub fn enable_crl(&self, ca: &str, bucket: &str) {
+        use aws_sdk_acmpca::types::{CrlConfiguration, RevocationConfiguration};
+        let clients = self.clients();
+        let s3 = self.s3();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _ = s3.create_bucket().bucket(bucket).send().await;
+            let crl = CrlConfiguration::builder()
+                .enabled(true)
+                .s3_bucket_name(bucket)
+                .expiration_in_days(7)
+                .build()
+                .unwrap();
+            clients
+                .pca
+                .update_certificate_authority()
+                .certificate_authority_arn(ca)
+                .revocation_configuration(
+                    RevocationConfiguration::builder()
+                        .crl_configuration(crl)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     /// A current-thread runtime and an [`Issuer`](hsm_demo::pca::Issuer) on this test's issuing
     /// CA and table (default options), for tests that drive the library in-process.
     pub fn issuer(
