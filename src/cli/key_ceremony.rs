@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::common::print_json;
-use crate::cli::Global;
-use crate::error::{Error, Result};
-use crate::hsm::ceremony::{self, SignIntermediateRequest};
-use crate::hsm::ceremony_config::{
+use crate::ceremony::config::{
     validation_error, CeremonyConfig, CertConfig, KeyConfig, OutputConfig, SubjectConfig, Validity,
     DEFAULT_CN, DEFAULT_KEY_LABEL, DEFAULT_O, DEFAULT_OUT_DIR, DEFAULT_PATH_LEN, DEFAULT_ROOT_CERT,
     DEFAULT_ROOT_VALIDITY, DEFAULT_TRANSCRIPT,
 };
-use crate::hsm::ceremony_journal::journal_path;
+use crate::ceremony::journal::journal_path;
+use crate::ceremony::{self, SignIntermediateRequest};
+use crate::cli::common::print_json;
+use crate::cli::Global;
+use crate::error::{Error, Result};
 
 const AFTER_HELP: &str = "\
 The four steps: [Step 1/4] check the token and the operators, [Step 2/4] generate the root key
@@ -286,7 +286,7 @@ fn verify_transcript(v: VerifyArgs, g: &Global) -> Result<()> {
     let expect_head = v
         .expect_head
         .as_deref()
-        .map(crate::hsm::transcript::parse_head)
+        .map(crate::ceremony::transcript::parse_head)
         .transpose()?;
     let (_, report, root) = ceremony::verify_transcript_file(&v.file, v.cert.as_deref())?;
     if let Some(h) = &expect_head {
