@@ -14,6 +14,8 @@
 //!   transcript file against a root certificate (`verify-transcript`).
 //! - [`intermediate`] (`sign-intermediate`): signs a subordinate CA's CSR ([`csr`]) with the HSM
 //!   root key and appends the step and a new seal to the transcript.
+//! - [`crl`] (`key-ceremony crl`): the root's CRL revoking subordinate CA certificates, signed in
+//!   the HSM ([`crl_der`] writes its DER) and recorded in the transcript.
 //! - [`x509`]: certificate parsing and the small helpers every step shares.
 //!
 //! The root key pair carries the key-ceremony mark: CKA_ID `hsm-demo/ceremony/<ceremony id>` on
@@ -46,6 +48,8 @@ macro_rules! kill_point {
 }
 
 pub mod config;
+pub mod crl;
+pub mod crl_der;
 pub mod csr;
 pub mod intermediate;
 pub mod journal;

@@ -1,5 +1,5 @@
 //! `hsm-demo key-ceremony` (the offline root CA key ceremony), `key-ceremony verify-transcript`
-//! and `key-ceremony sign-intermediate`.
+//! and `key-ceremony sign-intermediate` (`key-ceremony crl` is in [`crate::cli::key_ceremony_crl`]).
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,7 @@ Examples:
   hsm-demo key-ceremony --recover                            # undo a ceremony that was killed half-way
   hsm-demo key-ceremony verify-transcript ceremony/transcript.jsonl --cert ceremony/root.pem
   hsm-demo key-ceremony sign-intermediate --csr intermediate.csr --out intermediate.pem
+  hsm-demo key-ceremony crl --out ceremony/root-1.crl [--revoke intermediate.pem --reason key-compromise]
 
 Config file (TOML; unknown keys are errors; at least two operators):
   operators = [\"alice\", \"bob\"]
@@ -116,6 +117,8 @@ pub enum Action {
     VerifyTranscript(VerifyArgs),
     /// Sign a subordinate CA's CSR with the HSM root key (CA:TRUE pathLen 1) and record it in the transcript
     SignIntermediate(SignArgs),
+    /// Sign the root's CRL in the HSM (revoking subordinate CA certificates) and record it in the transcript
+    Crl(crate::cli::key_ceremony_crl::CrlArgs),
 }
 
 const VERIFY_AFTER_HELP: &str = "\
@@ -204,6 +207,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         None => run_ceremony(args.run, g),
         Some(Action::VerifyTranscript(v)) => verify_transcript(v, g),
         Some(Action::SignIntermediate(s)) => sign_intermediate(s, g),
+        Some(Action::Crl(c)) => crate::cli::key_ceremony_crl::run(c, g),
     }
 }
 
