@@ -2,7 +2,8 @@
 //! openssl sees it (signature, CRL number, AKI, critical IDP onlyContainsCACerts, revoked serial
 //! and reason, `openssl verify -crl_check` on the intermediate), numbers that increase, earlier
 //! revocations carried forward, bad input refused before the module is loaded with nothing
-//! written, `--dry-run`, `--out -`, and `verify-transcript` after the CRL steps.
+//! written, `--dry-run`, `--out -`, `verify-transcript` after the CRL steps, and (with
+//! `--features failpoints`) a kill or a failure between the transcript and the CRL file.
 mod common;
 
 use std::path::PathBuf;
@@ -444,4 +445,89 @@ fn out_dash_prints_pem_on_stdout_and_steps_on_stderr() {
     let text = crl_text(&t, "stdout.crl", "PEM");
     assert_eq!(after(&text, "X509v3 CRL Number:"), "1", "{text}");
     verify_transcript(&t);
+}
+
+/// SIGKILL, and an injected failure, between the transcript write and the CRL file.
+#[cfg(feature = "failpoints")]
+mod kill {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    const POINT: &str = "crl-transcript-written";
+
+    fn std_cmd(t: &TestToken) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("hsm-demo"));
+        for k in [
+            "RUST_LOG",
+            "HSM_DEMO_TOKEN",
+            "SOFTHSM2_CONF",
+            "KRYOPTIC_CONF",
+        ] {
+            c.env_remove(k);
+        }
+        for (k, v) in t.module_env() {
+            c.env(k, v);
+        }
+        c.env("HSM_DEMO_MODULE", t.kind.module_path())
+            .env("HSM_DEMO_PIN", &t.pin)
+            .current_dir(t.dir.path());
+        c
+    }
+
+    #[test]
+    fn a_kill_after_the_transcript_never_reuses_the_crl_number() {
+        let t = with_root("crl-kill", &[]);
+        let mut child = std_cmd(&t)
+            .args(["key-ceremony", "crl", "--out", "root-1.crl"])
+            .env("FAILPOINTS", format!("{POINT}=return"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let want = format!("kill point {POINT}: waiting for SIGKILL");
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let at_point = reader.lines().any(|l| l.unwrap() == want);
+        let _ = child.kill();
+        assert!(at_point && child.wait().unwrap().signal() == Some(9));
+        // The transcript records CRL 1 (and the CRL itself, which verifies); no file was written.
+        assert!(!t.path("root-1.crl").exists());
+        verify_transcript(&t);
+        let tr = transcript(&t);
+        let step: serde_json::Value =
+            serde_json::from_str(tr.lines().rev().nth(1).unwrap()).unwrap();
+        assert_eq!(step["step"], "crl-signed");
+        assert_eq!(step["details"]["crl_number"], 1);
+        std::fs::write(
+            t.path("recorded.crl"),
+            step["details"]["crl_pem"].as_str().unwrap(),
+        )
+        .unwrap();
+        let text = crl_text(&t, "recorded.crl", "PEM");
+        assert_eq!(after(&text, "X509v3 CRL Number:"), "1", "{text}");
+        // The rerun signs number 2.
+        crl(&t, &["--out", "root-1.crl"]).success();
+        let text = crl_text(&t, "root-1.crl", "PEM");
+        assert_eq!(after(&text, "X509v3 CRL Number:"), "2", "{text}");
+    }
+
+    #[test]
+    fn a_failure_writing_the_crl_puts_the_transcript_back() {
+        let t = with_root("crl-fail", &[]);
+        let before = transcript(&t);
+        let a = t
+            .cmd_no_token()
+            .args(["key-ceremony", "crl", "--out", "root-1.crl"])
+            .env("FAILPOINTS", format!("{POINT}=return(error)"))
+            .assert()
+            .failure();
+        one_line_error(&a, "injected failure");
+        assert!(!t.path("root-1.crl").exists());
+        assert_eq!(transcript(&t), before);
+        crl(&t, &["--out", "root-1.crl"]).success();
+        let text = crl_text(&t, "root-1.crl", "PEM");
+        assert_eq!(after(&text, "X509v3 CRL Number:"), "1", "{text}");
+    }
 }

@@ -16,7 +16,9 @@
 //! Step 3 appends a `crl-signed` entry (number, times, the full list, the CRL itself) and a new
 //! seal to the transcript, writes the transcript, then the CRL. The transcript goes first: a run
 //! killed in between leaves a recorded CRL number that the next run passes, so two different
-//! CRLs never carry the same number; if the CRL cannot be written, the transcript is put back.
+//! CRLs never carry the same number (the CRL itself is in the transcript entry); if the CRL cannot
+//! be written, the transcript is put back. Kill point (`--features failpoints`):
+//! `crl-transcript-written`, between the two writes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -697,7 +699,9 @@ fn crl_entry(req: &CrlRequest, p: &CrlPlan, crl: &SignedCrl, sha256: &str) -> se
     })
 }
 
+/// Writes the CRL file (after the transcript: see the module docs).
 fn write_crl(req: &CrlRequest, crl: &SignedCrl) -> Result<()> {
+    kill_point!("crl-transcript-written");
     if is_stdout(&req.out) {
         return Ok(());
     }

@@ -106,6 +106,8 @@ fn request(a: CrlArgs) -> Result<CrlRequest> {
 pub fn run(a: CrlArgs, g: &Global) -> Result<()> {
     let dry_run = a.dry_run;
     let req = request(a)?;
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
     let to_stdout = is_stdout(&req.out);
     let mut log: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stderr().lock())
