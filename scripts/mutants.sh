@@ -27,7 +27,7 @@ MODULES=(
   "revoke|src/pca/revoke.rs|--test guarantees_revoke --test pca_revoke_crash --test pca_key_compromise"
   "keygen|src/hsm/keygen.rs|--test guarantees_key_attributes --test hsm_flow --test hsm_lookup --test hsm_bad_input --test hsm_ceremony_recover --test hsm_ceremony_keys"
   "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy"
-  "transcript|src/hsm/transcript.rs|--lib --test hsm_ceremony --test hsm_ceremony_recover"
+  "transcript|src/ceremony/transcript.rs|--lib --test hsm_ceremony --test hsm_ceremony_recover"
 )
 
 command -v cargo-mutants >/dev/null || {

@@ -321,7 +321,7 @@ mod kill {
     fn kill_9_at_every_point_then_recover_and_rerun() {
         assert_eq!(
             POINTS,
-            hsm_demo::hsm::ceremony::KILL_POINTS,
+            hsm_demo::ceremony::KILL_POINTS,
             "every kill point is tried"
         );
         let mut landed: BTreeMap<&str, usize> = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! The key-ceremony config file (`key-ceremony --config`, TOML): loading and the full validation
 //! never panic; every refusal is one line.
 #![no_main]
-use hsm_demo::hsm::ceremony_config::CeremonyConfig;
+use hsm_demo::ceremony::config::CeremonyConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
                     !errs.is_empty(),
                     "validation failed without naming a problem"
                 );
-                let e = hsm_demo::hsm::ceremony_config::validation_error("config", &errs);
+                let e = hsm_demo::ceremony::config::validation_error("config", &errs);
                 hsm_demo_fuzz::check_error(&e);
             }
         }

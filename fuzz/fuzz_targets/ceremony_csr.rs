@@ -1,7 +1,7 @@
 //! The CSR file of `sign-intermediate` and the PEM certificate files the ceremony commands read
 //! (`--root-cert`): never a panic, every refusal one line.
 #![no_main]
-use hsm_demo::hsm::ceremony::{check_intermediate_csr, read_cert_pem};
+use hsm_demo::ceremony::{check_intermediate_csr, read_cert_pem};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! date; a parsed duration or validity printed back parses to the same value.
 #![no_main]
 use hsm_demo::duration;
-use hsm_demo::hsm::ceremony_config::Validity;
+use hsm_demo::ceremony::config::Validity;
 use hsm_demo::pca::validity::ValiditySpec;
 use libfuzzer_sys::fuzz_target;
 use time::OffsetDateTime;

@@ -3,7 +3,7 @@
 //! transcript prints back to exactly the input.
 #![no_main]
 use hsm_demo::hsm::ec::Curve;
-use hsm_demo::hsm::transcript::{
+use hsm_demo::ceremony::transcript::{
     parse_head, recorded_root_fingerprint, recorded_root_pem, verify, SealKey, Transcript,
 };
 use libfuzzer_sys::fuzz_target;

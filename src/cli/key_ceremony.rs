@@ -1,20 +1,20 @@
 //! `hsm-demo key-ceremony` (the offline root CA key ceremony), `key-ceremony verify-transcript`
-//! and `key-ceremony sign-intermediate`.
+//! and `key-ceremony sign-intermediate` (`key-ceremony crl` is in [`crate::cli::key_ceremony_crl`]).
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cli::common::print_json;
-use crate::cli::Global;
-use crate::error::{Error, Result};
-use crate::hsm::ceremony::{self, SignIntermediateRequest};
-use crate::hsm::ceremony_config::{
+use crate::ceremony::config::{
     validation_error, CeremonyConfig, CertConfig, KeyConfig, OutputConfig, SubjectConfig, Validity,
     DEFAULT_CN, DEFAULT_KEY_LABEL, DEFAULT_O, DEFAULT_OUT_DIR, DEFAULT_PATH_LEN, DEFAULT_ROOT_CERT,
     DEFAULT_ROOT_VALIDITY, DEFAULT_TRANSCRIPT,
 };
-use crate::hsm::ceremony_journal::journal_path;
+use crate::ceremony::journal::journal_path;
+use crate::ceremony::{self, SignIntermediateRequest};
+use crate::cli::common::print_json;
+use crate::cli::Global;
+use crate::error::{Error, Result};
 
 const AFTER_HELP: &str = "\
 The four steps: [Step 1/4] check the token and the operators, [Step 2/4] generate the root key
@@ -34,6 +34,7 @@ Examples:
   hsm-demo key-ceremony --recover                            # undo a ceremony that was killed half-way
   hsm-demo key-ceremony verify-transcript ceremony/transcript.jsonl --cert ceremony/root.pem
   hsm-demo key-ceremony sign-intermediate --csr intermediate.csr --out intermediate.pem
+  hsm-demo key-ceremony crl --out ceremony/root-1.crl [--revoke intermediate.pem --reason key-compromise]
 
 Config file (TOML; unknown keys are errors; at least two operators):
   operators = [\"alice\", \"bob\"]
@@ -116,6 +117,8 @@ pub enum Action {
     VerifyTranscript(VerifyArgs),
     /// Sign a subordinate CA's CSR with the HSM root key (CA:TRUE pathLen 1) and record it in the transcript
     SignIntermediate(SignArgs),
+    /// Sign the root's CRL in the HSM (revoking subordinate CA certificates) and record it in the transcript
+    Crl(crate::cli::key_ceremony_crl::CrlArgs),
 }
 
 const VERIFY_AFTER_HELP: &str = "\
@@ -204,6 +207,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         None => run_ceremony(args.run, g),
         Some(Action::VerifyTranscript(v)) => verify_transcript(v, g),
         Some(Action::SignIntermediate(s)) => sign_intermediate(s, g),
+        Some(Action::Crl(c)) => crate::cli::key_ceremony_crl::run(c, g),
     }
 }
 
@@ -286,7 +290,7 @@ fn verify_transcript(v: VerifyArgs, g: &Global) -> Result<()> {
     let expect_head = v
         .expect_head
         .as_deref()
-        .map(crate::hsm::transcript::parse_head)
+        .map(crate::ceremony::transcript::parse_head)
         .transpose()?;
     let (_, report, root) = ceremony::verify_transcript_file(&v.file, v.cert.as_deref())?;
     if let Some(h) = &expect_head {

@@ -19,6 +19,7 @@ pub mod export_pubkey;
 pub mod generate_key;
 pub mod issue_args;
 pub mod key_ceremony;
+pub mod key_ceremony_crl;
 pub mod list_slots;
 pub mod man;
 pub mod pca;

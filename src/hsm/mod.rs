@@ -6,12 +6,9 @@
 //! parses RFC 7512 URIs, [`ec`] does curves, points and signature encodings, [`lock`] serialises
 //! token-mutating calls across processes, [`repair`] removes key pairs an interrupted run left
 //! broken, [`key_index`] lets a batch skip per-device token
-//! searches. One file per command: [`slots`], [`keygen`], [`sign`], [`verify`], and the offline
-//! root ceremony: [`ceremony`], [`ceremony_config`], [`transcript`].
+//! searches. One file per command: [`slots`], [`keygen`], [`sign`], [`verify`]. The offline root
+//! key ceremony (`src/ceremony/`) builds on this module; nothing here imports it.
 
-pub mod ceremony;
-pub mod ceremony_config;
-pub mod ceremony_journal;
 pub mod digest_key;
 pub mod ec;
 pub mod key_index;
@@ -30,7 +27,6 @@ pub mod session;
 pub mod sign;
 pub mod signer;
 pub mod slots;
-pub mod transcript;
 pub mod uri;
 pub mod verify;
 
