@@ -16,6 +16,12 @@
 //! {"device_id":"dev-0001","cn":"dev-0001","san_dns":["d1.example.org"],"san_uri":["spiffe://example.org/device/0001"],"template":"client"}
 //! ```
 //!
+//! A `csr` column (CSV) / `"csr"` key (JSON lines) names the device's own CSR (PEM or DER), a
+//! path relative to the manifest's directory: that device's key was generated on the device, so
+//! no HSM key is made for it (see [`crate::pca::device_csr`] for the checks). Rows with and
+//! without a CSR may be mixed; in a CSR row, an empty `cn` / `san_dns` / `san_uri` is taken from
+//! the CSR.
+//!
 //! Both: blank lines and lines starting with `#` are ignored; an empty `cn` means "the device
 //! id"; an empty `template` means the run's `--template`. The format is chosen by the extension
 //! (`.csv`, `.jsonl`, `.ndjson`), else sniffed from the first record (`{` = JSON lines).
@@ -55,6 +61,7 @@ enum Column {
     SanDns,
     SanUri,
     Template,
+    Csr,
 }
 
 impl Column {
@@ -65,6 +72,7 @@ impl Column {
             "san_dns" => Column::SanDns,
             "san_uri" => Column::SanUri,
             "template" => Column::Template,
+            "csr" => Column::Csr,
             _ => return None,
         })
     }
@@ -81,6 +89,9 @@ pub struct Entry {
     pub csr: CsrRequest,
     /// Template (`None` = the run's default).
     pub template: Option<Template>,
+    /// The device's own CSR (`csr` column), read and checked: the key is device-generated and
+    /// no HSM key is made. `None`: an HSM-held key.
+    pub device_csr: Option<crate::pca::csr::Csr>,
 }
 
 #[derive(serde::Deserialize)]
@@ -95,6 +106,8 @@ struct JsonEntry {
     san_uri: Option<Vec<String>>,
     #[serde(default)]
     template: Option<String>,
+    #[serde(default)]
+    csr: Option<String>,
 }
 
 /// Streams the entries of a manifest (one line in memory at a time).
@@ -105,6 +118,8 @@ pub struct ManifestReader {
     columns: Option<Vec<Column>>,
     line: u64,
     buf: Vec<u8>,
+    /// The manifest's directory: `csr` paths are relative to it.
+    base: PathBuf,
 }
 
 impl std::fmt::Debug for ManifestReader {
@@ -152,6 +167,10 @@ impl ManifestReader {
             columns: None,
             line: 0,
             buf: Vec::new(),
+            base: match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
         })
     }
 
@@ -225,7 +244,7 @@ impl ManifestReader {
             let name = f.trim().to_ascii_lowercase();
             let c = Column::parse(&name).ok_or_else(|| {
                 self.err(format!(
-                    "unknown column '{}' in the CSV header: expected device_id,cn,san_dns,san_uri,template",
+                    "unknown column '{}' in the CSV header: expected device_id,cn,san_dns,san_uri,template,csr",
                     printable(f)
                 ))
             })?;
@@ -257,6 +276,7 @@ impl ManifestReader {
         let mut san_dns = Vec::new();
         let mut san_uri = Vec::new();
         let mut template = None;
+        let mut csr = None;
         let multi = |s: &str| -> Vec<String> {
             s.split(';')
                 .map(str::trim)
@@ -272,9 +292,10 @@ impl ManifestReader {
                 Column::SanDns => san_dns = multi(f),
                 Column::SanUri => san_uri = multi(f),
                 Column::Template => template = Some(f.to_string()).filter(|s| !s.is_empty()),
+                Column::Csr => csr = Some(f.to_string()).filter(|s| !s.is_empty()),
             }
         }
-        self.entry(&device, cn, san_dns, san_uri, template)
+        self.entry(&device, cn, san_dns, san_uri, template, csr)
     }
 
     fn parse_json(&self, text: &str) -> Result<Entry> {
@@ -301,6 +322,7 @@ impl ManifestReader {
             j.san_dns.unwrap_or_default(),
             j.san_uri.unwrap_or_default(),
             j.template.filter(|s| !s.is_empty()),
+            j.csr.filter(|s| !s.is_empty()),
         )
     }
 
@@ -311,6 +333,7 @@ impl ManifestReader {
         san_dns: Vec<String>,
         san_uri: Vec<String>,
         template: Option<String>,
+        csr_path: Option<String>,
     ) -> Result<Entry> {
         if device.is_empty() {
             return Err(self.err("empty device_id"));
@@ -320,6 +343,25 @@ impl ManifestReader {
             Some(t) => Some(Template::parse(&t).map_err(|e| self.err(e.one_line()))?),
             None => None,
         };
+        if let Some(rel) = csr_path {
+            // A device CSR: the fields given must match it; those left empty come from it.
+            let want = CsrRequest {
+                cn,
+                san_dns,
+                san_uri,
+            };
+            let path = crate::pca::device_csr::resolve_in_dir(&self.base, &rel)
+                .map_err(|e| self.err(format!("device {device}: {}", e.one_line())))?;
+            let (c, csr) = crate::pca::device_csr::load_device_csr(&path, &want)
+                .map_err(|e| self.err(format!("device {device}: {}", e.one_line())))?;
+            return Ok(Entry {
+                line: self.line,
+                device,
+                csr,
+                template,
+                device_csr: Some(c),
+            });
+        }
         let csr = CsrRequest {
             cn: Some(cn.unwrap_or_else(|| device.to_string())),
             san_dns,
@@ -339,6 +381,7 @@ impl ManifestReader {
             device,
             csr,
             template,
+            device_csr: None,
         })
     }
 }
@@ -474,6 +517,8 @@ pub struct ManifestInfo {
     pub devices: u64,
     /// Templates named explicitly by some entry.
     pub templates: Vec<Template>,
+    /// Entries with a device CSR (`csr` column): the others need an HSM key.
+    pub csrs: u64,
 }
 
 /// Validates the whole manifest (streaming): syntax, device ids, SANs, templates, duplicates, and
@@ -483,7 +528,22 @@ pub fn validate(path: &Path) -> Result<ManifestInfo> {
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut templates = Vec::new();
     let mut devices = 0u64;
+    let mut csrs = 0u64;
+    let mut keys: HashMap<Vec<u8>, (String, u64)> = HashMap::new();
     while let Some(e) = r.next_entry()? {
+        if let Some(c) = &e.device_csr {
+            use sha2::Digest;
+            let k = sha2::Sha256::digest(&c.spki).to_vec();
+            if let Some((other, line)) = keys.insert(k, (e.device.to_string(), e.line)) {
+                return Err(Error::input(format!(
+                    "manifest {} line {}: device {}: its CSR's public key is also the key of device {other} (line {line}): one key, one device",
+                    path.display(),
+                    e.line,
+                    e.device
+                )));
+            }
+            csrs += 1;
+        }
         if let Some(first) = seen.insert(e.device.to_string(), e.line) {
             return Err(Error::input(format!(
                 "manifest {} line {}: duplicate device id '{}' (first on line {first})",
@@ -513,6 +573,7 @@ pub fn validate(path: &Path) -> Result<ManifestInfo> {
         format: r.format(),
         devices,
         templates,
+        csrs,
     })
 }
 

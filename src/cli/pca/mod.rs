@@ -8,6 +8,7 @@ use crate::cli::Global;
 use crate::error::Result;
 
 pub mod csr;
+pub mod decommission;
 pub mod init_table;
 pub mod issue;
 pub mod list;
@@ -16,6 +17,7 @@ pub mod revoke;
 pub mod show;
 
 pub use csr::CsrArgs;
+pub use decommission::DecommissionArgs;
 pub use init_table::InitTableArgs;
 pub use issue::IssueArgs;
 pub use list::ListArgs;
@@ -63,6 +65,8 @@ pub enum PcaCommand {
     InitTable(InitTableArgs),
     /// Report unfinished issuances (intents not ISSUED) and what each means
     Reconcile(ReconcileArgs),
+    /// Retire a device: revoke its certificate, destroy its HSM key, refuse it in provision
+    Decommission(DecommissionArgs),
 }
 
 /// Runs `pca`.
@@ -75,5 +79,6 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::List(a) => list::run(a, g),
         PcaCommand::InitTable(a) => init_table::run(a, g),
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
+        PcaCommand::Decommission(a) => decommission::run(a, g),
     }
 }
