@@ -13,7 +13,8 @@ use csr_support::{ec_csr, no_hsm_cmd};
 use pca_support::PcaEnv;
 
 /// Operations `--plan` may send: reads only.
-const READS: [&str; 5] = [
+const READS: [&str; 6] = [
+    "BatchGetItem",
     "Query",
     "Scan",
     "GetItem",
@@ -91,7 +92,7 @@ fn plan_figures_match_a_real_run_and_the_plan_writes_nothing() {
     assert_eq!(env.table_items(), items_before);
     let seen = standin::calls_of(&env.endpoint, &akid);
     let ops = seen["operations"].as_object().unwrap();
-    assert!(ops.contains_key("Query"), "{seen}");
+    assert!(ops.contains_key("BatchGetItem"), "{seen}");
     for op in ops.keys() {
         assert!(READS.contains(&op.as_str()), "--plan sent {op}: {seen}");
     }
@@ -175,4 +176,82 @@ fn plan_text_names_every_figure_and_needs_no_hsm() {
         .assert()
         .failure()
         .code(2);
+}
+
+#[test]
+fn plan_counts_revoked_and_decommissioned_devices_like_a_run() {
+    let env = PcaEnv::new();
+    let serial = env.provision("r1")["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.provision("r2");
+    env.provision("r3");
+    env.cmd()
+        .args([
+            "pca",
+            "revoke",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
+        ])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["pca", "decommission", "--device-id", "r2"])
+        .assert()
+        .success();
+    std::fs::write(env.path("fleet.csv"), "device_id\nr1\nr2\nr3\n").unwrap();
+    let p = plan(&env, &env.akid, &[]);
+    // r1: revoked, so a run issues generation 1; r2: refused; r3: issued.
+    assert_eq!(
+        (&p["to_issue"], &p["decommissioned"], &p["already_issued"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{p}"
+    );
+    assert!(
+        p["warnings"]
+            .to_string()
+            .contains("1 devices are decommissioned"),
+        "{p}"
+    );
+    let p = plan(&env, &env.akid, &["--recommission"]);
+    assert_eq!(
+        (&p["to_issue"], &p["decommissioned"]),
+        (&2.into(), &0.into()),
+        "{p}"
+    );
+    // The run agrees: without --recommission r1 is issued and r2 fails.
+    let a = env
+        .cmd()
+        .args(["provision", "--ca-arn", env.ca(), "--manifest", "fleet.csv"])
+        .assert()
+        .failure();
+    assert!(
+        stdout_of(&a).contains("issued 1, already present 1, failed 1"),
+        "{}",
+        stdout_of(&a)
+    );
+}
+
+/// How long `--plan` takes over a large manifest (debug build, printed, not asserted: timing
+/// belongs to `make bench`). `cargo test --test provision_plan -- --ignored`.
+#[test]
+#[ignore]
+fn plan_over_a_large_manifest_prints_its_time() {
+    let env = PcaEnv::new();
+    let n = 10_000;
+    let mut m = String::from("device_id\n");
+    for i in 0..n {
+        m.push_str(&format!("big-{i:05}\n"));
+    }
+    std::fs::write(env.path("fleet.csv"), m).unwrap();
+    let t = std::time::Instant::now();
+    let p = plan(&env, &env.akid, &[]);
+    eprintln!(
+        "--plan over {n} devices: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(p["to_issue"], n);
 }

@@ -3,8 +3,9 @@
 //! Private CA bill and the warnings an operator needs (HSM capacity, a certificate outliving the
 //! CA, the CA's 1,000,000-certificate limit).
 //!
-//! Read-only by construction: the manifest (every CSR checked, as for a run), one Query per device,
-//! one paginated Scan of the CA's serial markers, DescribeCertificateAuthority and
+//! Read-only by construction: the manifest (every CSR checked, as for a run), one BatchGetItem per
+//! 33 devices (a Query for a device revoked or decommissioned before), one paginated Scan of the
+//! CA's serial markers, DescribeCertificateAuthority and
 //! GetCertificateAuthorityCertificate. No PKCS#11 module is loaded.
 
 use std::collections::HashMap;
@@ -14,12 +15,14 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pca::aws::{map_sdk_error, AwsClients, Service};
 use crate::pca::ca::CaInfo;
-use crate::pca::ids::CaArn;
+use crate::pca::ids::{CaArn, DeviceId};
 use crate::pca::manifest::{ManifestInfo, ManifestReader};
-use crate::pca::registry::{ca_sk, rfc3339, CertStatus, DeviceState, IntentState, Registry};
+use crate::pca::registry::{
+    ca_sk, intent_sk, rfc3339, CertStatus, DeviceState, IntentState, Registry, DECOMMISSIONED_SK,
+};
 use crate::pca::validity::ValiditySpec;
 
 /// Certificate price tiers of a general-purpose CA (USD, us-east-1; design §1 "Cost estimate"):
@@ -183,31 +186,40 @@ fn standing(st: &DeviceState, recommission: bool) -> Standing {
     }
 }
 
-/// One Query per device of the manifest (bounded concurrency), counted into `p`.
+/// Devices per BatchGetItem: three keys each (CURRENT, DECOMMISSIONED, INTENT#000000), at most
+/// 100 keys per call.
+const DEVICES_PER_BATCH: usize = 33;
+
+/// Reads every device of the manifest (BatchGetItem, bounded concurrency), counted into `p`.
 async fn count_devices(registry: &Registry, input: &PlanInput, p: &mut Plan) -> Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(PLAN_READS_IN_FLIGHT);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(DeviceId, bool)>>(PLAN_READS_IN_FLIGHT);
     let path = input.manifest.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
         let mut r = ManifestReader::open(&path)?;
+        let mut chunk = Vec::with_capacity(DEVICES_PER_BATCH);
         while let Some(e) = r.next_entry()? {
-            if tx
-                .blocking_send((e.device, e.device_csr.is_some()))
-                .is_err()
+            chunk.push((e.device, e.device_csr.is_some()));
+            if chunk.len() == DEVICES_PER_BATCH
+                && tx.blocking_send(std::mem::take(&mut chunk)).is_err()
             {
-                break;
+                return Ok(());
             }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
         }
         Ok(())
     });
     let registry = Arc::new(registry.clone());
+    let recommission = input.recommission;
     let mut set = tokio::task::JoinSet::new();
     let mut feed_done = false;
     loop {
         if !feed_done && set.len() < PLAN_READS_IN_FLIGHT {
             match rx.recv().await {
-                Some((device, has_csr)) => {
+                Some(chunk) => {
                     let r = registry.clone();
-                    set.spawn(async move { (r.device(&device).await, has_csr) });
+                    set.spawn(async move { standings(&r, chunk, recommission).await });
                     continue;
                 }
                 None => feed_done = true,
@@ -216,27 +228,63 @@ async fn count_devices(registry: &Registry, input: &PlanInput, p: &mut Plan) -> 
         let Some(j) = set.join_next().await else {
             break;
         };
-        let (st, has_csr) = j.map_err(|e| {
-            crate::error::Error::Other(format!("internal: a plan read panicked: {e}"))
-        })?;
-        match standing(&st?, input.recommission) {
-            Standing::Issued => p.already_issued += 1,
-            Standing::Refused => p.decommissioned += 1,
-            Standing::ToIssue { resume } => {
-                p.to_issue += 1;
-                if !resume {
-                    p.issue_calls += 1;
-                }
-                if !has_csr {
-                    p.hsm_keys_to_create += 1;
+        let chunk =
+            j.map_err(|e| Error::Other(format!("internal: a plan read panicked: {e}")))??;
+        for (standing, has_csr) in chunk {
+            match standing {
+                Standing::Issued => p.already_issued += 1,
+                Standing::Refused => p.decommissioned += 1,
+                Standing::ToIssue { resume } => {
+                    p.to_issue += 1;
+                    if !resume {
+                        p.issue_calls += 1;
+                    }
+                    if !has_csr {
+                        p.hsm_keys_to_create += 1;
+                    }
                 }
             }
         }
     }
-    reader.await.map_err(|e| {
-        crate::error::Error::Other(format!("internal: the manifest reader panicked: {e}"))
-    })??;
+    reader
+        .await
+        .map_err(|e| Error::Other(format!("internal: the manifest reader panicked: {e}")))??;
     Ok(())
+}
+
+/// The standings of a chunk of devices: one BatchGetItem of the items that decide the common
+/// cases; a device whose certificate was revoked or that carries a decommissioning marker is read
+/// whole (one Query), since its next intent's generation is known only then.
+async fn standings(
+    registry: &Registry,
+    chunk: Vec<(DeviceId, bool)>,
+    recommission: bool,
+) -> Result<Vec<(Standing, bool)>> {
+    let items = registry.plan_items(chunk.iter().map(|(d, _)| d)).await?;
+    let attr = |pk: &str, sk: &str, k: &str| match items
+        .get(&(pk.to_string(), sk.to_string()))
+        .map(|it| it.get(k))
+    {
+        Some(Some(AttributeValue::S(v))) => Some(Some(v.clone())),
+        Some(_) => Some(None),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(chunk.len());
+    for (device, has_csr) in chunk {
+        let pk = crate::pca::registry::device_pk(device.as_str());
+        let current = attr(&pk, "CURRENT", "status");
+        let marker = attr(&pk, DECOMMISSIONED_SK, "state").is_some();
+        let standing = match current {
+            Some(Some(s)) if s == CertStatus::Issued.as_str() && !marker => Standing::Issued,
+            None if !marker => Standing::ToIssue {
+                resume: attr(&pk, &intent_sk(0), "state").flatten().as_deref()
+                    == Some(IntentState::Issuing.as_str()),
+            },
+            _ => standing(&registry.device(&device).await?, recommission),
+        };
+        out.push((standing, has_csr));
+    }
+    Ok(out)
 }
 
 /// Certificates of `ca` in the registry (its serial markers), all time and in `month` (`YYYY-MM`):

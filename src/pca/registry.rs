@@ -818,6 +818,60 @@ impl Registry {
         Ok(out.item().and_then(|it| get_s(it, "device_id")))
     }
 
+    /// For `provision --plan`: the `CURRENT`, `DECOMMISSIONED` and `INTENT#000000` items of up to
+    /// 33 devices, by (pk, sk), in BatchGetItem calls (strongly consistent; unprocessed keys are
+    /// asked again).
+    pub async fn plan_items<'a>(
+        &self,
+        devices: impl Iterator<Item = &'a DeviceId>,
+    ) -> Result<HashMap<(String, String), Item>> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut keys = Vec::new();
+        for d in devices {
+            for sk in [
+                "CURRENT".to_string(),
+                DECOMMISSIONED_SK.to_string(),
+                intent_sk(0),
+            ] {
+                keys.push(HashMap::from([
+                    ("pk".to_string(), s(device_pk(d.as_str()))),
+                    ("sk".to_string(), s(sk)),
+                ]));
+            }
+        }
+        let mut found = HashMap::new();
+        let mut backoff = std::time::Duration::from_millis(20);
+        while !keys.is_empty() {
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .clients
+                .ddb
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| self.map("BatchGetItem", e))?;
+            let got = out.responses().and_then(|r| r.get(&self.table));
+            for it in got.into_iter().flatten() {
+                if let (Some(pk), Some(sk)) = (get_s(it, "pk"), get_s(it, "sk")) {
+                    found.insert((pk, sk), it.clone());
+                }
+            }
+            if let Some(u) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                keys = u.keys().to_vec();
+                if !keys.is_empty() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes the device's decommissioning marker (IN_PROGRESS) unless one exists.
     pub async fn put_decommission(&self, device: &DeviceId, reason: &str) -> Result<Written> {
         let res = self
