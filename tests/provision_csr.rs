@@ -207,7 +207,22 @@ fn mixed_manifest_makes_hsm_keys_only_for_rows_without_a_csr() {
         .success();
     assert!(stdout_of(&a).contains("issued 1"), "{}", stdout_of(&a));
     assert_cert_for_csr(&env, "j1", "fleet/csrs/j1.csr");
-    assert_eq!(env.issued_by_ca(), 4);
+    // Piped, the manifest's CSR paths are relative to the current directory.
+    ec_csr(&env, "fleet/csrs/s1", "P-256", "/CN=s1", None);
+    no_hsm_cmd(&env, &env.akid)
+        .args([
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--manifest",
+            "/dev/stdin",
+        ])
+        .args(["--out-dir", "."])
+        .write_stdin("device_id,csr\ns1,fleet/csrs/s1.csr\n")
+        .assert()
+        .success();
+    assert_cert_for_csr(&env, "s1", "fleet/csrs/s1.csr");
+    assert_eq!(env.issued_by_ca(), 5);
 }
 
 /// A bad CSR case: the manifest directory's files are set up by `setup`, the manifest is

@@ -20,7 +20,8 @@
 //! path relative to the manifest's directory: that device's key was generated on the device, so
 //! no HSM key is made for it (see [`crate::pca::device_csr`] for the checks). Rows with and
 //! without a CSR may be mixed; in a CSR row, an empty `cn` / `san_dns` / `san_uri` is taken from
-//! the CSR.
+//! the CSR. A manifest that is not a regular file (a pipe) resolves its `csr` paths from the
+//! current directory.
 //!
 //! Both: blank lines and lines starting with `#` are ignored; an empty `cn` means "the device
 //! id"; an empty `template` means the run's `--template`. The format is chosen by the extension
@@ -167,8 +168,10 @@ impl ManifestReader {
             columns: None,
             line: 0,
             buf: Vec::new(),
+            // A piped manifest (`/dev/stdin`, a FIFO) has no directory of its own: its CSR paths
+            // are relative to the current directory.
             base: match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                Some(p) if meta.is_file() && !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             },
         })
