@@ -277,3 +277,71 @@ fn decommission_killed_at_each_step_then_rerun_finishes() {
     // Every device: exactly one certificate, revoked once in the registry.
     assert_eq!(env.issued_by_ca(), POINTS.len());
 }
+
+#[test]
+fn decommission_a_manifest_without_reading_its_csrs_and_rerun() {
+    let env = PcaEnv::new();
+    env.provision("mf1");
+    env.provision("mf2");
+    ec_csr(&env, "mc1", "P-256", "/CN=mc1", None);
+    no_hsm_cmd(&env, &env.akid)
+        .args([
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--device-id",
+            "mc1",
+            "--csr",
+            "mc1.csr",
+        ])
+        .assert()
+        .success();
+    std::fs::write(
+        env.path("fleet.csv"),
+        "device_id,csr\nmf1,\nmf2,\nmc1,mc1.csr\n",
+    )
+    .unwrap();
+    // The CSR file is gone: decommissioning does not need it.
+    std::fs::remove_file(env.path("mc1.csr")).unwrap();
+    let a = env
+        .cmd()
+        .args(["--json", "pca", "decommission", "--manifest", "fleet.csv"])
+        .assert()
+        .success();
+    let out = stdout_of(&a);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows.iter().all(|r| r["changed"] == true), "{out}");
+    for d in ["mf1", "mf2", "mc1"] {
+        assert_decommissioned(&env, d, "CESSATION_OF_OPERATION");
+    }
+    // A rerun has nothing to do; an unknown device fails alone, the others are untouched.
+    std::fs::write(env.path("more.csv"), "device_id\nmf1\nghost\n").unwrap();
+    let a = env
+        .cmd()
+        .args(["pca", "decommission", "--manifest", "more.csv"])
+        .assert()
+        .failure()
+        .code(1);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("device ghost: ") && err.contains("not in registry"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: 1 of 2 devices not decommissioned"),
+        "{err}"
+    );
+    assert!(
+        stdout_of(&a).contains("device mf1 was already decommissioned"),
+        "{}",
+        stdout_of(&a)
+    );
+    assert_eq!(
+        standin::calls(&env.endpoint, &env.akid, "RevokeCertificate"),
+        3
+    );
+}

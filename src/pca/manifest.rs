@@ -121,6 +121,8 @@ pub struct ManifestReader {
     buf: Vec<u8>,
     /// The manifest's directory: `csr` paths are relative to it.
     base: PathBuf,
+    /// Read and check the `csr` column's files (false: device ids only, see [`Self::ids_only`]).
+    load_csrs: bool,
 }
 
 impl std::fmt::Debug for ManifestReader {
@@ -164,6 +166,7 @@ impl ManifestReader {
         Ok(ManifestReader {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(64 * 1024, source),
+            load_csrs: true,
             format,
             columns: None,
             line: 0,
@@ -175,6 +178,13 @@ impl ManifestReader {
                 _ => PathBuf::from("."),
             },
         })
+    }
+
+    /// The manifest's devices without their CSR files (`pca decommission --manifest`: a device
+    /// leaves the fleet whatever became of its CSR); the `csr` column is ignored.
+    pub fn ids_only(mut self) -> Self {
+        self.load_csrs = false;
+        self
     }
 
     /// The format in use.
@@ -346,7 +356,7 @@ impl ManifestReader {
             Some(t) => Some(Template::parse(&t).map_err(|e| self.err(e.one_line()))?),
             None => None,
         };
-        if let Some(rel) = csr_path {
+        if let Some(rel) = csr_path.filter(|_| self.load_csrs) {
             // A device CSR: the fields given must match it; those left empty come from it.
             let want = CsrRequest {
                 cn,
