@@ -593,3 +593,89 @@ fn sigkill_in_csr_mode_then_rerun_gives_exactly_one_certificate() {
     assert_eq!(env.issued_by_ca(), devices.len());
     assert!(total_calls(&env.endpoint, &env.akid) > 0);
 }
+
+/// A manifest of device CSRs killed mid-run (the stand-in holds one request of the batch, the
+/// process is SIGKILLed there), three times at different steps, then run to the end: every device
+/// has exactly one certificate, with its CSR's key.
+#[test]
+fn sigkill_a_csr_manifest_run_three_times_then_finish_with_one_certificate_each() {
+    const N: usize = 40;
+    let env = PcaEnv::new();
+    std::fs::create_dir(env.path("csrs")).unwrap();
+    let mut m = String::from("device_id,csr\n");
+    for i in 0..N {
+        let d = format!("bk-{i:02}");
+        ec_csr(
+            &env,
+            &format!("csrs/{d}"),
+            "P-256",
+            &format!("/CN={d}"),
+            None,
+        );
+        m.push_str(&format!("{d},csrs/{d}.csr\n"));
+    }
+    std::fs::write(env.path("fleet.csv"), m).unwrap();
+    let points = [
+        ("IssueCertificate", "answer", None),
+        ("UpdateItem", "request", Some("IssueCertificate")),
+        ("TransactWriteItems", "answer", None),
+    ];
+    for (op, stage, after) in points {
+        standin::hold(&env.endpoint, &env.akid, op, stage, after);
+        let mut child = no_hsm_std_cmd(&env)
+            .args(["provision", "--ca-arn", env.ca(), "--manifest", "fleet.csv"])
+            .args(["--issue-tps", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let v = standin::wait_held(&env.endpoint, &env.akid, 5);
+            if v["held"].as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "ended before {op}/{stage}"
+            );
+            assert!(Instant::now() < deadline, "{op}/{stage} never reached");
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        let rel = standin::release(&env.endpoint, &env.akid, "drop");
+        assert_eq!(rel["finished"], true, "{rel}");
+    }
+    let a = no_hsm_cmd(&env, &env.akid)
+        .args([
+            "--json",
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--manifest",
+            "fleet.csv",
+        ])
+        .args(["--out-dir", "."])
+        .assert()
+        .success();
+    let out = stdout_of(&a);
+    let s: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(s["summary"]["failed"], 0, "{s}");
+    let items = env.table_items();
+    for i in 0..N {
+        let d = format!("bk-{i:02}");
+        let n = |sk: &str| {
+            items
+                .iter()
+                .filter(|it| it.get("device_id") == Some(&d) && it["sk"].starts_with(sk))
+                .count()
+        };
+        assert_eq!((n("CA#"), n("CERT#"), n("CURRENT")), (1, 1, 1), "{d}");
+        assert_cert_for_csr(&env, &d, &format!("csrs/{d}.csr"));
+    }
+    assert_eq!(
+        env.issued_by_ca(),
+        N,
+        "one certificate per device over four runs"
+    );
+}
