@@ -170,44 +170,51 @@ fn decommission_of_a_device_generated_key_needs_no_hsm() {
     assert!(item(&env, "nobody", "DECOMMISSIONED").is_none());
 }
 
-/// One kill point: the stand-in holds `operation` at `stage`; `check` says what the kill left.
+/// One kill point: the stand-in holds `operation` at `stage`; `left` is what the kill must leave.
 struct Point {
     name: &'static str,
     operation: &'static str,
     stage: &'static str,
+    /// Held only once a request of this operation was answered.
+    after: Option<&'static str>,
     /// (marker written, registry says REVOKED, key still on the token)
     left: (bool, bool, bool),
 }
 
 const POINTS: [Point; 5] = [
     Point {
-        name: "marker write sent",
-        operation: "PutItem",
+        name: "marker creation sent",
+        operation: "UpdateItem",
         stage: "request",
+        after: None,
         left: (false, false, true),
     },
     Point {
         name: "marker written, revocation sent",
         operation: "RevokeCertificate",
         stage: "request",
+        after: None,
         left: (true, false, true),
     },
     Point {
         name: "revoked at AWS, answer lost",
         operation: "RevokeCertificate",
         stage: "answer",
+        after: None,
         left: (true, false, true),
     },
     Point {
         name: "revocation recorded, key not destroyed",
         operation: "TransactWriteItems",
         stage: "answer",
+        after: None,
         left: (true, true, true),
     },
     Point {
         name: "key destroyed, marker not DONE",
         operation: "UpdateItem",
         stage: "request",
+        after: Some("TransactWriteItems"),
         left: (true, true, false),
     },
 ];
@@ -218,7 +225,7 @@ fn decommission_killed_at_each_step_then_rerun_finishes() {
     for (i, p) in POINTS.iter().enumerate() {
         let dev = format!("dk{i}");
         env.provision(&dev);
-        standin::hold(&env.endpoint, &env.akid, p.operation, p.stage, None);
+        standin::hold(&env.endpoint, &env.akid, p.operation, p.stage, p.after);
         let mut child = env
             .std_cmd()
             .args(["pca", "decommission", "--device-id", &dev])

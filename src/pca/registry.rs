@@ -872,23 +872,29 @@ impl Registry {
         Ok(found)
     }
 
-    /// Writes the device's decommissioning marker (IN_PROGRESS) unless one exists.
+    /// Writes the device's decommissioning marker (IN_PROGRESS) unless one exists. An UpdateItem
+    /// that creates the item: the revocation role may update any registry item but put only
+    /// `KEY#…` items (infra/'s `RevocationPolicy`).
     pub async fn put_decommission(&self, device: &DeviceId, reason: &str) -> Result<Written> {
         let res = self
             .clients
             .ddb
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(device_pk(device.as_str())))
-            .item("sk", s(DECOMMISSIONED_SK))
-            .item("device_id", s(device.as_str()))
-            .item("state", s("IN_PROGRESS"))
-            .item("reason", s(reason))
-            .item("started_at", s(rfc3339(OffsetDateTime::now_utc())))
+            .key("pk", s(device_pk(device.as_str())))
+            .key("sk", s(DECOMMISSIONED_SK))
+            .update_expression(
+                "SET device_id = :dev, #state = :state, reason = :reason, started_at = :now",
+            )
             .condition_expression("attribute_not_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":dev", s(device.as_str()))
+            .expression_attribute_values(":state", s("IN_PROGRESS"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
             .send()
             .await;
-        self.written("PutItem", res)
+        self.written("UpdateItem", res)
     }
 
     /// Marks the device's decommissioning DONE (idempotent).
