@@ -194,6 +194,31 @@ pub enum Error {
         serial: String,
     },
 
+    /// A public key already certified for another device (one key, one device: two devices
+    /// sharing a key is a cloning signal).
+    #[error("device {device}: the CSR's public key (SPKI SHA-256 {spki_sha256}) is already certified for device {other}: one key, one device (a shared key is a cloning signal); the device needs a new key")]
+    KeyInUse {
+        /// The device being issued for.
+        device: String,
+        /// The device the key is recorded for.
+        other: String,
+        /// SHA-256 of the DER SubjectPublicKeyInfo.
+        spki_sha256: String,
+    },
+
+    /// A device retired by `pca decommission`.
+    #[error("device {device} was decommissioned ({reason}, {started_at}){more}")]
+    Decommissioned {
+        /// The device.
+        device: String,
+        /// Revocation reason.
+        reason: String,
+        /// When decommissioning started.
+        started_at: String,
+        /// What to do.
+        more: String,
+    },
+
     /// A key asked to serve a role it does not have: a key-ceremony key for an ordinary command
     /// (signing, provisioning, certifying), or an ordinary key for the ceremony.
     #[error("key '{label}' {reason}")]

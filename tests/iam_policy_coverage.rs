@@ -17,7 +17,11 @@ const NOT_FOR_SERVICE_ROLES: &[(&str, &str)] = &[
     ),
     (
         "dynamodb:Scan",
-        "`pca list` / `pca reconcile`: operator commands, not the provisioning path",
+        "`pca list` / `pca reconcile` / `provision --plan`: operator commands, not the provisioning path",
+    ),
+    (
+        "dynamodb:BatchGetItem",
+        "`provision --plan`: an operator's read-only planning command, not the provisioning path",
     ),
     (
         "dynamodb:TransactWriteItems",

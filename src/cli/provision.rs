@@ -11,7 +11,9 @@ use crate::hsm::session::HsmSession;
 use crate::pca::aws::AwsClients;
 use crate::pca::issue::{Issuer, Template};
 use crate::pca::output::write_cert_files;
-use crate::pca::provision::{provision_device, DeviceRequest, SessionKeys, Step};
+use crate::pca::provision::{
+    provision_device, DeviceRequest, KeyOutcome, NoHsm, SessionKeys, Step,
+};
 
 const AFTER_HELP: &str = "\
 Steps: registry look-up → intent → key in the HSM (label device-<id>: created if absent, reused if
@@ -34,11 +36,21 @@ summary. --json: one JSON object per device on stdout, then {\"summary\": {...}}
 does not stop the batch; it gets a FAILED marker in the registry, and --retry-failed reruns only
 those. Rerun after Ctrl-C, a crash or a failure to resume: recorded devices are skipped, nothing
 is issued twice. Several processes (or hosts) may run the same manifest: they share the work.
+Device-generated keys: --csr FILE (one device) or a csr column / \"csr\" key (manifest, a path
+relative to the manifest's directory) gives the device's own CSR; no HSM key is made for it, and
+when no device needs one the PKCS#11 module is not loaded at all. Every CSR is checked first
+(one request, <= 32 KiB, signature, EC P-256/P-384, subject and SANs as the row gives them) and
+a public key certified for another device is refused. --plan validates everything, reads the
+registry and prints devices, already issued, to issue, HSM keys, time, cost and warnings
+(--json: one object), writing nothing. A device retired by `pca decommission` is refused unless
+--recommission.
 Exit status: 0 all devices issued or already present, 1 some failed, 2 usage or manifest error,
 130 interrupted (Ctrl-C; rerun to resume).
   hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv
   hsm-demo --json provision --ca-arn $CA_ARN --manifest fleet.jsonl --concurrency 4 --out-dir certs
-  hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv --retry-failed";
+  hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv --retry-failed
+  hsm-demo provision --ca-arn $CA_ARN --device-id device-44 --csr device-44.csr
+  hsm-demo --json provision --ca-arn $CA_ARN --manifest fleet.csv --plan --hsm-key-capacity 3300";
 
 /// `provision` arguments.
 #[derive(Debug, clap::Args)]
@@ -52,9 +64,25 @@ pub struct Args {
     #[arg(long, value_name = "ID", required_unless_present = "manifest")]
     pub device_id: Option<String>,
 
-    /// Fleet manifest: CSV (header device_id,cn,san_dns,san_uri,template; SANs separated by ';') or JSON lines; validated as a whole before any AWS call
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["device_id", "key_label", "cn", "san_dns", "san_uri"])]
+    /// Fleet manifest: CSV (header device_id,cn,san_dns,san_uri,template,csr; SANs separated by ';') or JSON lines; validated as a whole before any AWS call
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["device_id", "key_label", "cn", "san_dns", "san_uri", "csr"])]
     pub manifest: Option<PathBuf>,
+
+    /// The device's own CSR (PEM or DER): its key was generated on the device; no HSM module is loaded and no PIN asked
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key_label", "curve"])]
+    pub csr: Option<PathBuf>,
+
+    /// --manifest: validate everything and read the registry, then print what a run would do (devices, to issue, HSM keys, time, cost, warnings); writes nothing
+    #[arg(long, requires = "manifest")]
+    pub plan: bool,
+
+    /// --plan: HSM key objects the token can still hold (a device key pair takes 2; CloudHSM: 3,300 per cluster on hsm1.medium)
+    #[arg(long, value_name = "N", requires = "plan")]
+    pub hsm_key_capacity: Option<u64>,
+
+    /// Provision a device that `pca decommission` retired (otherwise refused)
+    #[arg(long)]
+    pub recommission: bool,
 
     /// Certificate template: client (clientAuth), server (serverAuth) or plain (EndEntityCertificate); with --manifest, the default for entries without one
     #[arg(long, value_enum, env = "HSM_DEMO_TEMPLATE", default_value_t = Template::Client)]
@@ -83,9 +111,9 @@ pub struct Args {
     /// HSM key label [default: device-<id>]
     #[arg(long, value_name = "LABEL")]
     pub key_label: Option<String>,
-    /// Curve for a new key: p256 or p384
-    #[arg(long, default_value = "p256", value_name = "CURVE")]
-    pub curve: String,
+    /// Curve for a new key: p256 or p384 [default: p256]
+    #[arg(long, value_name = "CURVE")]
+    pub curve: Option<String>,
 
     /// --manifest: HSM worker threads, one PKCS#11 session each (key generation is serialised, CSR signing runs in parallel)
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -129,11 +157,20 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         out_dir: a.out_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
         wait_secs: a.wait_secs,
     };
-    let (ca, device, opts) = common.validate()?;
+    let (ca, device, mut opts) = common.validate()?;
+    opts.recommission = a.recommission;
     let mut req = DeviceRequest::new(device.clone());
+    if let Some(path) = &a.csr {
+        // The device's own key: checked now, before any AWS call; the HSM is never opened.
+        let (csr, subject) =
+            crate::pca::device_csr::load_device_csr(path, &a.subject.request(None))?;
+        req.csr = subject;
+        req.device_csr = Some(csr);
+        return run_one(a, g, ca, opts, req, None);
+    }
     req.csr = a.subject.request(Some(device.as_str()));
     req.csr.validate()?;
-    req.curve = crate::hsm::ec::Curve::parse(&a.curve)?;
+    req.curve = crate::hsm::ec::Curve::parse(a.curve.as_deref().unwrap_or("p256"))?;
     if let Some(l) = &a.key_label {
         if l.is_empty() {
             return Err(Error::input("--key-label must not be empty"));
@@ -142,8 +179,21 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     // Log in before any AWS call: a wrong PIN or missing token fails first, with nothing recorded.
     let session = HsmSession::connect(&g.connect_options())?;
-    let mut keys = SessionKeys::new(&session)?;
-    let out_dir = common.out_dir.clone();
+    let keys = SessionKeys::new(&session)?;
+    run_one(a, g, ca, opts, req, Some(keys))
+}
+
+/// One device, after the local checks: with `keys` (the HSM) or, for a device CSR, without.
+fn run_one(
+    a: Args,
+    g: &Global,
+    ca: crate::pca::ids::CaArn,
+    opts: crate::pca::issue::IssueOptions,
+    req: DeviceRequest,
+    keys: Option<SessionKeys<'_>>,
+) -> Result<()> {
+    let device = req.device.clone();
+    let out_dir = a.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let json = g.json;
     // One device is paced like a batch: after a throttle its buckets slow down too.
     let aws_opts = crate::pca::aws::AwsOptions {
@@ -164,7 +214,10 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
                 println!("[{device}] {s}");
             }
         };
-        provision_device(&issuer, &mut keys, &req, &mut say).await
+        match keys {
+            Some(mut k) => provision_device(&issuer, &mut k, &req, &mut say).await,
+            None => provision_device(&issuer, &mut NoHsm, &req, &mut say).await,
+        }
     })??;
     let files = write_cert_files(&out_dir, &device, &p.issued.cert_pem, &p.issued.chain_pem)?;
     if !json {
@@ -181,7 +234,10 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
         g,
         &p.issued,
         &files,
-        serde_json::json!({"key_label": p.key_label, "key": p.key}),
+        serde_json::json!({
+            "key_label": (p.key != KeyOutcome::Device).then_some(&p.key_label),
+            "key": p.key,
+        }),
     )
 }
 
@@ -227,7 +283,8 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     // 1. Everything local, before the HSM or AWS: exit 2 on any error.
     let ca = CaArn::parse(&a.ca_arn).map_err(usage)?;
     let validity = ValiditySpec::parse(&a.validity).map_err(usage)?;
-    let curve = crate::hsm::ec::Curve::parse(&a.curve).map_err(usage)?;
+    let curve =
+        crate::hsm::ec::Curve::parse(a.curve.as_deref().unwrap_or("p256")).map_err(usage)?;
     if let Some(d) = &a.out_dir {
         crate::fsutil::check_out_dir(d, "--out-dir").map_err(usage)?;
     }
@@ -238,25 +295,34 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     };
     let shaper = Shaper::new(limits).map_err(usage)?;
     let info = crate::pca::manifest::validate(&manifest).map_err(usage)?;
+    if a.plan {
+        return run_plan(&a, manifest, ca, validity, &info, g);
+    }
     let concurrency = usize::from(a.concurrency);
     let in_flight = match a.in_flight {
         Some(n) => usize::from(n),
         None => ((a.issue_tps * 2.0).ceil() as usize).clamp((4 * concurrency).max(8), 256),
     };
 
-    // 2. The HSM: log in once (a wrong PIN fails here, before any AWS call), then the workers.
-    let copts = g.connect_options();
-    let mut main = HsmSession::open(&copts)?;
-    let pin = copts.pin.get(main.token_label())?;
-    main.login_with_pin(&pin)?;
-    let token_serial = main.token().serial.clone();
-    let pool = Arc::new(HsmPool::start(
-        main.module(),
-        Some(&token_serial),
-        &pin,
-        concurrency,
-    )?);
-    drop(pin);
+    // 2. The HSM, only when some device needs an HSM key: log in once (a wrong PIN fails here,
+    // before any AWS call), then the workers.
+    let hsm = if info.csrs < info.devices {
+        let copts = g.connect_options();
+        let mut main = HsmSession::open(&copts)?;
+        let pin = copts.pin.get(main.token_label())?;
+        main.login_with_pin(&pin)?;
+        let token_serial = main.token().serial.clone();
+        let pool = Arc::new(HsmPool::start(
+            main.module(),
+            Some(&token_serial),
+            &pin,
+            concurrency,
+        )?);
+        Some((main, pool))
+    } else {
+        None
+    };
+    let pool = hsm.as_ref().map(|(_, p)| p.clone());
 
     let opts = BatchOptions {
         manifest,
@@ -265,6 +331,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
             template: a.template,
             validity,
             wait: std::time::Duration::from_secs(a.wait_secs.max(1)),
+            recommission: a.recommission,
             ..IssueOptions::default()
         },
         table: a.aws.table.clone(),
@@ -302,8 +369,66 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     })?;
     // Workers end (sessions close) before the module is finalised with the main session.
     drop(pool);
-    drop(main);
+    if let Some((main, pool)) = hsm {
+        drop(pool);
+        drop(main);
+    }
     batch_outcome(&res?, g)
+}
+
+/// `provision --manifest M --plan`: reads the registry and the CA, prints the plan, writes
+/// nothing; no PKCS#11 module is loaded.
+fn run_plan(
+    a: &Args,
+    manifest: PathBuf,
+    ca: crate::pca::ids::CaArn,
+    validity: crate::pca::validity::ValiditySpec,
+    info: &crate::pca::manifest::ManifestInfo,
+    g: &Global,
+) -> Result<()> {
+    use crate::pca::plan::{plan, PlanInput};
+    let input = PlanInput {
+        manifest,
+        ca,
+        validity,
+        issue_tps: a.issue_tps,
+        hsm_key_capacity: a.hsm_key_capacity,
+        table: a.aws.table.clone(),
+        recommission: a.recommission,
+    };
+    let aws_opts = a.aws.options();
+    let p = block_on(async {
+        let clients = AwsClients::load(&aws_opts).await?;
+        plan(&clients, &input, info).await
+    })??;
+    if g.json {
+        return print_bytes(format!("{}\n", serde_json::json!(p)).as_bytes());
+    }
+    let mut out = format!(
+        "plan for {} devices ({} with a device CSR, {} with an HSM key):\n  already issued: {}\n  to issue: {} ({} IssueCertificate calls)\n  HSM key pairs to create: at most {} ({} key objects)\n",
+        p.devices,
+        p.csrs,
+        p.devices - p.csrs,
+        p.already_issued,
+        p.to_issue,
+        p.issue_calls,
+        p.hsm_keys_to_create,
+        p.hsm_keys_to_create * 2
+    );
+    if p.decommissioned > 0 {
+        out.push_str(&format!(
+            "  decommissioned (refused): {}\n",
+            p.decommissioned
+        ));
+    }
+    out.push_str(&format!(
+        "  estimated time: {:.1} s at {} IssueCertificate/s\n  estimated cost: ${:.2} (general-purpose CA tiers; {} certificates of this CA recorded this month)\n",
+        p.estimated_seconds, a.issue_tps, p.estimated_cost_usd, p.ca_certificates_this_month
+    ));
+    for w in &p.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    print_bytes(out.as_bytes())
 }
 
 /// Handles Ctrl-C during a batch: the first stops new devices (`stop`, `notify`), the second
@@ -311,7 +436,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
 fn interrupt_handler(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     notify: std::sync::Arc<tokio::sync::Notify>,
-    pool: std::sync::Arc<crate::pca::hsm_pool::HsmPool>,
+    pool: Option<std::sync::Arc<crate::pca::hsm_pool::HsmPool>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     // One SIGINT stream for the whole run: a second signal is never lost between two waits.
@@ -324,7 +449,7 @@ fn interrupt_handler(
         eprintln!("interrupt: no new devices; finishing the ones in flight (Ctrl-C again to exit now; a rerun resumes)");
         sigint.recv().await;
         eprintln!("second interrupt: exiting now; rerun the same command to resume");
-        if !pool.halt(HALT_LIMIT) {
+        if pool.is_some_and(|p| !p.halt(HALT_LIMIT)) {
             eprintln!(
                 "warning: an HSM call did not end within {} s; exiting anyway",
                 HALT_LIMIT.as_secs()

@@ -49,7 +49,7 @@ use crate::pca::ids::CaArn;
 use crate::pca::issue::{IssueOptions, Issuer, Template};
 use crate::pca::manifest::{Entry, ManifestInfo, ManifestReader};
 use crate::pca::output::write_cert_files;
-use crate::pca::provision::{provision_device, DeviceRequest, KeyOutcome};
+use crate::pca::provision::{provision_device, DeviceRequest, KeyOutcome, NoHsm};
 use crate::pca::ratelimit::Shaper;
 
 /// Failure reasons kept for the summary; further failures are only counted.
@@ -189,7 +189,8 @@ struct Ctx {
     /// Per template: (first pass: never waits for a peer, deferred pass: waits).
     issuers: Vec<(Template, Issuer, Issuer)>,
     default_template: Template,
-    pool: Arc<HsmPool>,
+    /// `None`: every device of the manifest brings its own CSR (no module loaded).
+    pool: Option<Arc<HsmPool>>,
     out_dir: Option<PathBuf>,
     retry_failed: bool,
     curve: Curve,
@@ -248,9 +249,13 @@ async fn one(ctx: Arc<Ctx>, entry: Entry, deferred_pass: bool) -> Outcome {
         csr: entry.csr.clone(),
         key_label: entry.device.key_label(),
         curve: ctx.curve,
+        device_csr: entry.device_csr.clone(),
     };
-    let mut keys = PoolKeys(&ctx.pool);
-    match provision_device(issuer, &mut keys, &req, &mut |_| {}).await {
+    let provisioned = match &ctx.pool {
+        Some(pool) => provision_device(issuer, &mut PoolKeys(pool), &req, &mut |_| {}).await,
+        None => provision_device(issuer, &mut NoHsm, &req, &mut |_| {}).await,
+    };
+    match provisioned {
         Ok(p) => {
             res.status = if p.issued.fresh {
                 Status::Issued
@@ -403,7 +408,7 @@ pub async fn run_batch(
     opts: &BatchOptions,
     info: &ManifestInfo,
     clients: &AwsClients,
-    pool: Arc<HsmPool>,
+    pool: Option<Arc<HsmPool>>,
     shaper: Option<&Shaper>,
     stop: Arc<AtomicBool>,
     stop_notify: Arc<tokio::sync::Notify>,
@@ -451,7 +456,7 @@ pub async fn run_batch(
     s.not_started = s.devices.saturating_sub(finished);
     s.elapsed_s = start.elapsed().as_secs_f64();
     s.rate_per_s = finished as f64 / s.elapsed_s.max(1e-3);
-    s.hsm_retries = pool.retried();
+    s.hsm_retries = pool.as_ref().map_or(0, |p| p.retried());
     s.throttled = shaper.map(Shaper::stats).unwrap_or_default().throttled;
     if let Some(e) = drive.fatal {
         return Err(e);

@@ -94,6 +94,9 @@ pub struct IssueOptions {
     pub lease: Duration,
     /// How long to wait for another live runner that holds the device before giving up.
     pub peer_wait: Duration,
+    /// Issue for a device `pca decommission` retired (its marker is removed first); refused
+    /// otherwise.
+    pub recommission: bool,
 }
 
 impl Default for IssueOptions {
@@ -104,6 +107,7 @@ impl Default for IssueOptions {
             wait: Duration::from_secs(120),
             lease: Duration::from_secs(60),
             peer_wait: Duration::from_secs(90),
+            recommission: false,
         }
     }
 }
@@ -289,6 +293,9 @@ impl Issuer {
         let mut backoff = Duration::from_millis(50);
         loop {
             let st = self.registry.device(device).await?;
+            if self.decommission_gate(device, &st).await? {
+                continue;
+            }
             if let Some(cur) = st
                 .current
                 .as_ref()
@@ -350,6 +357,62 @@ impl Issuer {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
+        }
+    }
+
+    /// A decommissioned device gets no new intent (an intent already open is finished: it began
+    /// before the decommissioning, which a rerun of `pca decommission` then completes). With
+    /// `recommission`, a finished decommissioning's marker is removed and `true` returned (read
+    /// the device again).
+    async fn decommission_gate(&self, device: &DeviceId, st: &DeviceState) -> Result<bool> {
+        let Some(d) = &st.decommissioned else {
+            return Ok(false);
+        };
+        if st.intent(st.next_generation()).is_some() {
+            return Ok(false);
+        }
+        if self.opts.recommission && d.done {
+            self.registry.clear_decommission(device).await?;
+            return Ok(true);
+        }
+        let more = if d.done {
+            ": pass --recommission to provision it again".to_string()
+        } else {
+            format!(
+                ": decommissioning is unfinished; rerun `hsm-demo pca decommission --device-id {device}`"
+            )
+        };
+        Err(Error::Decommissioned {
+            device: device.to_string(),
+            reason: d.reason.clone(),
+            started_at: d.started_at.clone(),
+            more,
+        })
+    }
+
+    /// Refuses a CSR whose public key is recorded for another device (one GetItem, before any
+    /// AWS Private CA call); the intent is left as [`Self::refuse_compromised_key`] leaves it.
+    async fn refuse_key_of_another_device(
+        &self,
+        device: &DeviceId,
+        intent: &Intent,
+        csr: &Csr,
+    ) -> Result<()> {
+        let spki_sha256 = sha256_hex(&csr.spki);
+        match self.registry.key_device(&spki_sha256).await? {
+            Some(other) if other != device.as_str() => {
+                if intent.params.is_none() {
+                    if let Err(e) = self.registry.delete_intent(intent, &self.owner).await {
+                        tracing::warn!(device = %device, "could not delete the refused intent: {e}");
+                    }
+                }
+                Err(Error::KeyInUse {
+                    device: device.to_string(),
+                    other,
+                    spki_sha256,
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -458,6 +521,8 @@ impl Issuer {
                 ))
             })?;
             self.refuse_compromised_key(&device, &intent, csr).await?;
+            self.refuse_key_of_another_device(&device, &intent, csr)
+                .await?;
             let params = self.parameters(&device, &intent, csr).await?;
             intent.params = Some(params.clone());
             crash_point!("after-intent");
@@ -671,13 +736,21 @@ impl Issuer {
         chain_pem: String,
         called_issue: bool,
     ) -> Result<Issued> {
+        // One key, one device: the key's DEVICE item is written in the same transaction.
+        let key = sha256_hex(&cert_facts(&cert_pem)?.spki);
         #[allow(unused_mut)]
-        let mut written = self.registry.record_issued(&rec).await?;
+        let mut written = self
+            .registry
+            .record_issued_with_key(&rec, Some(&key))
+            .await?;
         // Test-only: the transaction committed but its answer was lost, so the SDK's retry sees
         // our own write as a condition failure (seen against a slow stand-in).
         #[cfg(feature = "failpoints")]
         if written == Written::Yes && fail::eval("record-answer-lost", |_| ()).is_some() {
-            written = self.registry.record_issued(&rec).await?;
+            written = self
+                .registry
+                .record_issued_with_key(&rec, Some(&key))
+                .await?;
         }
         if written == Written::Yes {
             crash_point!("after-record");
@@ -705,6 +778,18 @@ impl Issuer {
                 Ok(done)
             }
             Reread::Open(_) => {
+                if let Some(other) = self
+                    .registry
+                    .key_device(&key)
+                    .await?
+                    .filter(|o| o != device.as_str())
+                {
+                    return Err(Error::KeyInUse {
+                        device: device.to_string(),
+                        other,
+                        spki_sha256: key,
+                    });
+                }
                 let markers = self
                     .registry
                     .by_serial(&Serial::parse(&rec.serial)?)

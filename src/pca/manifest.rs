@@ -16,6 +16,13 @@
 //! {"device_id":"dev-0001","cn":"dev-0001","san_dns":["d1.example.org"],"san_uri":["spiffe://example.org/device/0001"],"template":"client"}
 //! ```
 //!
+//! A `csr` column (CSV) / `"csr"` key (JSON lines) names the device's own CSR (PEM or DER), a
+//! path relative to the manifest's directory: that device's key was generated on the device, so
+//! no HSM key is made for it (see [`crate::pca::device_csr`] for the checks). Rows with and
+//! without a CSR may be mixed; in a CSR row, an empty `cn` / `san_dns` / `san_uri` is taken from
+//! the CSR. A manifest that is not a regular file (a pipe) resolves its `csr` paths from the
+//! current directory.
+//!
 //! Both: blank lines and lines starting with `#` are ignored; an empty `cn` means "the device
 //! id"; an empty `template` means the run's `--template`. The format is chosen by the extension
 //! (`.csv`, `.jsonl`, `.ndjson`), else sniffed from the first record (`{` = JSON lines).
@@ -55,6 +62,7 @@ enum Column {
     SanDns,
     SanUri,
     Template,
+    Csr,
 }
 
 impl Column {
@@ -65,6 +73,7 @@ impl Column {
             "san_dns" => Column::SanDns,
             "san_uri" => Column::SanUri,
             "template" => Column::Template,
+            "csr" => Column::Csr,
             _ => return None,
         })
     }
@@ -81,6 +90,9 @@ pub struct Entry {
     pub csr: CsrRequest,
     /// Template (`None` = the run's default).
     pub template: Option<Template>,
+    /// The device's own CSR (`csr` column), read and checked: the key is device-generated and
+    /// no HSM key is made. `None`: an HSM-held key.
+    pub device_csr: Option<crate::pca::csr::Csr>,
 }
 
 #[derive(serde::Deserialize)]
@@ -95,6 +107,8 @@ struct JsonEntry {
     san_uri: Option<Vec<String>>,
     #[serde(default)]
     template: Option<String>,
+    #[serde(default)]
+    csr: Option<String>,
 }
 
 /// Streams the entries of a manifest (one line in memory at a time).
@@ -105,6 +119,10 @@ pub struct ManifestReader {
     columns: Option<Vec<Column>>,
     line: u64,
     buf: Vec<u8>,
+    /// The manifest's directory: `csr` paths are relative to it.
+    base: PathBuf,
+    /// Read and check the `csr` column's files (false: device ids only, see [`Self::ids_only`]).
+    load_csrs: bool,
 }
 
 impl std::fmt::Debug for ManifestReader {
@@ -148,11 +166,25 @@ impl ManifestReader {
         Ok(ManifestReader {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(64 * 1024, source),
+            load_csrs: true,
             format,
             columns: None,
             line: 0,
             buf: Vec::new(),
+            // A piped manifest (`/dev/stdin`, a FIFO) has no directory of its own: its CSR paths
+            // are relative to the current directory.
+            base: match path.parent() {
+                Some(p) if meta.is_file() && !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
         })
+    }
+
+    /// The manifest's devices without their CSR files (`pca decommission --manifest`: a device
+    /// leaves the fleet whatever became of its CSR); the `csr` column is ignored.
+    pub fn ids_only(mut self) -> Self {
+        self.load_csrs = false;
+        self
     }
 
     /// The format in use.
@@ -225,7 +257,7 @@ impl ManifestReader {
             let name = f.trim().to_ascii_lowercase();
             let c = Column::parse(&name).ok_or_else(|| {
                 self.err(format!(
-                    "unknown column '{}' in the CSV header: expected device_id,cn,san_dns,san_uri,template",
+                    "unknown column '{}' in the CSV header: expected device_id,cn,san_dns,san_uri,template,csr",
                     printable(f)
                 ))
             })?;
@@ -257,6 +289,7 @@ impl ManifestReader {
         let mut san_dns = Vec::new();
         let mut san_uri = Vec::new();
         let mut template = None;
+        let mut csr = None;
         let multi = |s: &str| -> Vec<String> {
             s.split(';')
                 .map(str::trim)
@@ -272,9 +305,10 @@ impl ManifestReader {
                 Column::SanDns => san_dns = multi(f),
                 Column::SanUri => san_uri = multi(f),
                 Column::Template => template = Some(f.to_string()).filter(|s| !s.is_empty()),
+                Column::Csr => csr = Some(f.to_string()).filter(|s| !s.is_empty()),
             }
         }
-        self.entry(&device, cn, san_dns, san_uri, template)
+        self.entry(&device, cn, san_dns, san_uri, template, csr)
     }
 
     fn parse_json(&self, text: &str) -> Result<Entry> {
@@ -301,6 +335,7 @@ impl ManifestReader {
             j.san_dns.unwrap_or_default(),
             j.san_uri.unwrap_or_default(),
             j.template.filter(|s| !s.is_empty()),
+            j.csr.filter(|s| !s.is_empty()),
         )
     }
 
@@ -311,6 +346,7 @@ impl ManifestReader {
         san_dns: Vec<String>,
         san_uri: Vec<String>,
         template: Option<String>,
+        csr_path: Option<String>,
     ) -> Result<Entry> {
         if device.is_empty() {
             return Err(self.err("empty device_id"));
@@ -320,6 +356,25 @@ impl ManifestReader {
             Some(t) => Some(Template::parse(&t).map_err(|e| self.err(e.one_line()))?),
             None => None,
         };
+        if let Some(rel) = csr_path.filter(|_| self.load_csrs) {
+            // A device CSR: the fields given must match it; those left empty come from it.
+            let want = CsrRequest {
+                cn,
+                san_dns,
+                san_uri,
+            };
+            let path = crate::pca::device_csr::resolve_in_dir(&self.base, &rel)
+                .map_err(|e| self.err(format!("device {device}: {}", e.one_line())))?;
+            let (c, csr) = crate::pca::device_csr::load_device_csr(&path, &want)
+                .map_err(|e| self.err(format!("device {device}: {}", e.one_line())))?;
+            return Ok(Entry {
+                line: self.line,
+                device,
+                csr,
+                template,
+                device_csr: Some(c),
+            });
+        }
         let csr = CsrRequest {
             cn: Some(cn.unwrap_or_else(|| device.to_string())),
             san_dns,
@@ -339,6 +394,7 @@ impl ManifestReader {
             device,
             csr,
             template,
+            device_csr: None,
         })
     }
 }
@@ -474,6 +530,8 @@ pub struct ManifestInfo {
     pub devices: u64,
     /// Templates named explicitly by some entry.
     pub templates: Vec<Template>,
+    /// Entries with a device CSR (`csr` column): the others need an HSM key.
+    pub csrs: u64,
 }
 
 /// Validates the whole manifest (streaming): syntax, device ids, SANs, templates, duplicates, and
@@ -483,7 +541,22 @@ pub fn validate(path: &Path) -> Result<ManifestInfo> {
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut templates = Vec::new();
     let mut devices = 0u64;
+    let mut csrs = 0u64;
+    let mut keys: HashMap<Vec<u8>, (String, u64)> = HashMap::new();
     while let Some(e) = r.next_entry()? {
+        if let Some(c) = &e.device_csr {
+            use sha2::Digest;
+            let k = sha2::Sha256::digest(&c.spki).to_vec();
+            if let Some((other, line)) = keys.insert(k, (e.device.to_string(), e.line)) {
+                return Err(Error::input(format!(
+                    "manifest {} line {}: device {}: its CSR's public key is also the key of device {other} (line {line}): one key, one device",
+                    path.display(),
+                    e.line,
+                    e.device
+                )));
+            }
+            csrs += 1;
+        }
         if let Some(first) = seen.insert(e.device.to_string(), e.line) {
             return Err(Error::input(format!(
                 "manifest {} line {}: duplicate device id '{}' (first on line {first})",
@@ -513,6 +586,7 @@ pub fn validate(path: &Path) -> Result<ManifestInfo> {
         format: r.format(),
         devices,
         templates,
+        csrs,
     })
 }
 

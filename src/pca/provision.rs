@@ -45,6 +45,9 @@ pub struct DeviceRequest {
     pub key_label: String,
     /// Curve for a new key.
     pub curve: Curve,
+    /// The device's own CSR, already checked ([`crate::pca::device_csr`]): the key was generated
+    /// on the device, the HSM is not used (`csr` then holds the subject the CSR carries).
+    pub device_csr: Option<Csr>,
 }
 
 impl DeviceRequest {
@@ -58,6 +61,7 @@ impl DeviceRequest {
             key_label: device.key_label(),
             curve: Curve::P256,
             device,
+            device_csr: None,
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum KeyOutcome {
     Regenerated,
     /// Not touched (the certificate was already issued or its ARN already stored).
     Untouched,
+    /// Generated on the device, which sent a CSR: no HSM key.
+    Device,
 }
 
 /// A step of the flow, reported as it happens.
@@ -98,10 +104,12 @@ pub enum Step {
         /// Outcome.
         outcome: KeyOutcome,
     },
-    /// CSR signed in the HSM.
+    /// CSR signed in the HSM, or the device's CSR taken.
     Csr {
         /// Subject.
         subject: String,
+        /// Signed in the HSM (false: the device's own CSR).
+        in_hsm: bool,
     },
     /// Issued and recorded.
     Recorded {
@@ -137,8 +145,19 @@ impl fmt::Display for Step {
                     "key '{label}': incomplete pair from an interrupted run removed, new pair generated"
                 ),
                 KeyOutcome::Untouched => write!(f, "key '{label}' not needed"),
+                KeyOutcome::Device => write!(f, "device-generated key: no HSM key"),
             },
-            Step::Csr { subject } => write!(f, "CSR signed in the HSM (subject '{subject}')"),
+            Step::Csr {
+                subject,
+                in_hsm: true,
+            } => write!(f, "CSR signed in the HSM (subject '{subject}')"),
+            Step::Csr {
+                subject,
+                in_hsm: false,
+            } => write!(
+                f,
+                "device CSR checked: signature verifies with its key (subject '{subject}')"
+            ),
             Step::Recorded { serial, cert_arn } => {
                 write!(f, "issued and recorded: serial {serial} ({cert_arn})")
             }
@@ -168,6 +187,25 @@ pub trait DeviceKeys {
         req: &DeviceRequest,
         never_claimed: bool,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>>;
+}
+
+/// [`DeviceKeys`] for a run with no HSM: every device brings its own CSR
+/// ([`DeviceRequest::device_csr`]), so asking for an HSM key is an internal error.
+pub struct NoHsm;
+
+impl DeviceKeys for NoHsm {
+    fn csr_for(
+        &mut self,
+        req: &DeviceRequest,
+        _never_claimed: bool,
+    ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
+        let device = req.device.to_string();
+        async move {
+            Err(Error::Other(format!(
+                "internal: device {device} needs an HSM key, but no HSM was opened"
+            )))
+        }
+    }
 }
 
 /// [`DeviceKeys`] on a logged-in session owned by the caller (single-device CLI use).
@@ -323,7 +361,7 @@ pub async fn provision_device<K: DeviceKeys>(
     req.csr.validate()?;
     let claim = match issuer.begin(&req.device).await? {
         Begin::Done(done) => {
-            issuer.check_done_matches(&req.device, &done, None)?;
+            issuer.check_done_matches(&req.device, &done, req.device_csr.as_ref())?;
             on_step(&Step::AlreadyDone {
                 serial: done.record.serial.clone(),
             });
@@ -339,7 +377,17 @@ pub async fn provision_device<K: DeviceKeys>(
         generation: claim.intent.generation,
         resume_arn: claim.intent.cert_arn.clone(),
     });
-    let (csr, key) = if claim.needs_csr() {
+    let (csr, key) = if let Some(csr) = req.device_csr.as_ref() {
+        on_step(&Step::Key {
+            label: req.key_label.clone(),
+            outcome: KeyOutcome::Device,
+        });
+        on_step(&Step::Csr {
+            subject: csr.subject.clone(),
+            in_hsm: false,
+        });
+        (Some(csr.clone()), KeyOutcome::Device)
+    } else if claim.needs_csr() {
         match keys.csr_for(req, claim.never_claimed).await {
             Ok((csr, key)) => {
                 on_step(&Step::Key {
@@ -348,6 +396,7 @@ pub async fn provision_device<K: DeviceKeys>(
                 });
                 on_step(&Step::Csr {
                     subject: csr.subject.clone(),
+                    in_hsm: true,
                 });
                 (Some(csr), key)
             }

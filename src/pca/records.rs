@@ -165,6 +165,20 @@ pub struct DeviceState {
     pub intents: Vec<Intent>,
     /// Items in the device's partition, of every kind (FAILED markers included).
     pub items: usize,
+    /// The decommissioning marker, if `pca decommission` ran for the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decommissioned: Option<Decommission>,
+}
+
+/// A device's decommissioning marker (`DEVICE#<id>` / `DECOMMISSIONED`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Decommission {
+    /// Every step finished (IN_PROGRESS otherwise: a rerun of `pca decommission` finishes it).
+    pub done: bool,
+    /// The revocation reason (AWS enum name).
+    pub reason: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
 }
 
 impl DeviceState {

@@ -9,6 +9,8 @@
 //! | `DEVICE#<id>` | `INTENT#<gen:06>` | the issuance intent for generation `gen` (PENDING → ISSUING → ISSUED) |
 //! | `SERIAL#<serial>` | `CA#<ca_arn>` | serial marker: unique per CA by `attribute_not_exists(pk)` |
 //! | `KEY#<spki sha256>` | `COMPROMISED` | a public key revoked for key-compromise: never certified again |
+//! | `KEY#<spki sha256>` | `DEVICE` | the device a public key is certified for: one key, one device |
+//! | `DEVICE#<id>` | `DECOMMISSIONED` | `pca decommission` ran (IN_PROGRESS → DONE): `provision` refuses the device |
 //!
 //! Everything about a device is one strongly consistent Query on `pk = DEVICE#<id>`; a serial is
 //! one Query on `pk = SERIAL#<serial>` (one item per CA that issued that serial). An issue is
@@ -37,8 +39,8 @@ pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
 type Item = HashMap<String, AttributeValue>;
 
 pub use crate::pca::records::{
-    CertRecord, CertStatus, CompromisedKey, DeviceState, Intent, IntentState, IssueParams,
-    SerialRecord,
+    CertRecord, CertStatus, CompromisedKey, Decommission, DeviceState, Intent, IntentState,
+    IssueParams, SerialRecord,
 };
 
 /// Outcome of a conditional write.
@@ -118,6 +120,13 @@ pub fn key_pk(spki_sha256: &str) -> String {
 
 /// Sort key of the compromised-key item.
 pub const COMPROMISED_SK: &str = "COMPROMISED";
+
+/// Sort key of the item binding a public key to its device (same partition as
+/// [`COMPROMISED_SK`]).
+pub const KEY_DEVICE_SK: &str = "DEVICE";
+
+/// Sort key of a device's decommissioning marker.
+pub const DECOMMISSIONED_SK: &str = "DECOMMISSIONED";
 
 /// `SERIAL#<serial>`.
 pub fn serial_pk(serial: &str) -> String {
@@ -388,6 +397,12 @@ impl Registry {
                 state.history.push(parse_cert(it).ok_or_else(bad)?);
             } else if sk.starts_with("INTENT#") {
                 state.intents.push(parse_intent(it).ok_or_else(bad)?);
+            } else if sk == DECOMMISSIONED_SK {
+                state.decommissioned = Some(Decommission {
+                    done: get_s(it, "state").as_deref() == Some("DONE"),
+                    reason: get_s(it, "reason").unwrap_or_default(),
+                    started_at: get_s(it, "started_at").unwrap_or_default(),
+                });
             }
         }
         Ok(state)
@@ -622,6 +637,17 @@ impl Registry {
     /// `ConditionFailed` means some condition did not hold — typically a concurrent runner recorded
     /// the same certificate first; the caller re-reads the device to find out.
     pub async fn record_issued(&self, rec: &CertRecord) -> Result<Written> {
+        self.record_issued_with_key(rec, None).await
+    }
+
+    /// [`record_issued`](Self::record_issued), plus (with `spki_sha256`) the key's
+    /// `KEY#<sha256>`/`DEVICE` item in the same transaction, conditional on the key being free or
+    /// already this device's: one key, one device.
+    pub async fn record_issued_with_key(
+        &self,
+        rec: &CertRecord,
+        spki_sha256: Option<&str>,
+    ) -> Result<Written> {
         let dev = device_pk(&rec.device_id);
 
         let mut marker = Item::new();
@@ -700,9 +726,17 @@ impl Registry {
             .transact_items(TransactWriteItem::builder().put(marker).build())
             .transact_items(TransactWriteItem::builder().put(hist).build())
             .transact_items(TransactWriteItem::builder().put(cur).build())
-            .transact_items(TransactWriteItem::builder().update(intent).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().update(intent).build());
+        let res = match spki_sha256 {
+            Some(k) => res.transact_items(
+                TransactWriteItem::builder()
+                    .put(self.key_device_put(k, rec)?)
+                    .build(),
+            ),
+            None => res,
+        }
+        .send()
+        .await;
         self.written("TransactWriteItems", res)
     }
 
@@ -748,6 +782,155 @@ impl Registry {
             .send()
             .await;
         self.written("PutItem", res)
+    }
+
+    /// The `KEY#<sha256>`/`DEVICE` item of `rec`'s key (see [`record_issued_with_key`](Self::record_issued_with_key)).
+    fn key_device_put(&self, spki_sha256: &str, rec: &CertRecord) -> Result<Put> {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(key_pk(spki_sha256)))
+            .item("sk", s(KEY_DEVICE_SK))
+            .item("spki_sha256", s(spki_sha256))
+            .item("device_id", s(&rec.device_id))
+            .item("serial", s(&rec.serial))
+            .item("ca_arn", s(&rec.ca_arn))
+            .item("recorded_at", s(&rec.issued_at))
+            .condition_expression("attribute_not_exists(pk) OR device_id = :dev")
+            .expression_attribute_values(":dev", s(&rec.device_id))
+            .build()
+            .map_err(build_err)
+    }
+
+    /// The device a public key (SHA-256 of its DER SPKI) is certified for, if any: one strongly
+    /// consistent GetItem.
+    pub async fn key_device(&self, spki_sha256: &str) -> Result<Option<String>> {
+        let out = self
+            .clients
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(spki_sha256)))
+            .key("sk", s(KEY_DEVICE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.map("GetItem", e))?;
+        Ok(out.item().and_then(|it| get_s(it, "device_id")))
+    }
+
+    /// For `provision --plan`: the `CURRENT`, `DECOMMISSIONED` and `INTENT#000000` items of up to
+    /// 33 devices, by (pk, sk), in BatchGetItem calls (strongly consistent; unprocessed keys are
+    /// asked again).
+    pub async fn plan_items<'a>(
+        &self,
+        devices: impl Iterator<Item = &'a DeviceId>,
+    ) -> Result<HashMap<(String, String), Item>> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut keys = Vec::new();
+        for d in devices {
+            for sk in [
+                "CURRENT".to_string(),
+                DECOMMISSIONED_SK.to_string(),
+                intent_sk(0),
+            ] {
+                keys.push(HashMap::from([
+                    ("pk".to_string(), s(device_pk(d.as_str()))),
+                    ("sk".to_string(), s(sk)),
+                ]));
+            }
+        }
+        let mut found = HashMap::new();
+        let mut backoff = std::time::Duration::from_millis(20);
+        while !keys.is_empty() {
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .clients
+                .ddb
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| self.map("BatchGetItem", e))?;
+            let got = out.responses().and_then(|r| r.get(&self.table));
+            for it in got.into_iter().flatten() {
+                if let (Some(pk), Some(sk)) = (get_s(it, "pk"), get_s(it, "sk")) {
+                    found.insert((pk, sk), it.clone());
+                }
+            }
+            if let Some(u) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                keys = u.keys().to_vec();
+                if !keys.is_empty() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes the device's decommissioning marker (IN_PROGRESS) unless one exists. An UpdateItem
+    /// that creates the item: the revocation role may update any registry item but put only
+    /// `KEY#…` items (infra/'s `RevocationPolicy`).
+    pub async fn put_decommission(&self, device: &DeviceId, reason: &str) -> Result<Written> {
+        let res = self
+            .clients
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(device_pk(device.as_str())))
+            .key("sk", s(DECOMMISSIONED_SK))
+            .update_expression(
+                "SET device_id = :dev, #state = :state, reason = :reason, started_at = :now",
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":dev", s(device.as_str()))
+            .expression_attribute_values(":state", s("IN_PROGRESS"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+            .send()
+            .await;
+        self.written("UpdateItem", res)
+    }
+
+    /// Marks the device's decommissioning DONE (idempotent).
+    pub async fn finish_decommission(&self, device: &DeviceId) -> Result<Written> {
+        let res = self
+            .clients
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(device_pk(device.as_str())))
+            .key("sk", s(DECOMMISSIONED_SK))
+            .update_expression("SET #state = :done, finished_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("DONE"))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+            .send()
+            .await;
+        self.written("UpdateItem", res)
+    }
+
+    /// Removes a finished decommissioning marker (`provision --recommission`).
+    pub async fn clear_decommission(&self, device: &DeviceId) -> Result<Written> {
+        let res = self
+            .clients
+            .ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(device_pk(device.as_str())))
+            .key("sk", s(DECOMMISSIONED_SK))
+            .condition_expression("#state = :done")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("DONE"))
+            .send()
+            .await;
+        self.written("DeleteItem", res)
     }
 
     /// Records a revocation in ONE TransactWriteItems: serial marker + history (+ CURRENT when the

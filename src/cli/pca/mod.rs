@@ -9,6 +9,7 @@ use crate::error::Result;
 
 pub mod crl;
 pub mod csr;
+pub mod decommission;
 pub mod init_table;
 pub mod issue;
 pub mod list;
@@ -18,6 +19,7 @@ pub mod show;
 
 pub use crl::CrlArgs;
 pub use csr::CsrArgs;
+pub use decommission::DecommissionArgs;
 pub use init_table::InitTableArgs;
 pub use issue::IssueArgs;
 pub use list::ListArgs;
@@ -67,6 +69,8 @@ pub enum PcaCommand {
     Reconcile(ReconcileArgs),
     /// Fetch and verify the CA's current CRL; say whether a serial is revoked
     Crl(CrlArgs),
+    /// Retire a device: revoke its certificate, destroy its HSM key, refuse it in provision
+    Decommission(DecommissionArgs),
 }
 
 /// Runs `pca`.
@@ -80,5 +84,6 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::InitTable(a) => init_table::run(a, g),
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
         PcaCommand::Crl(a) => crl::run(a, g),
+        PcaCommand::Decommission(a) => decommission::run(a, g),
     }
 }
