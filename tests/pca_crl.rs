@@ -4,7 +4,6 @@
 mod common;
 mod pca_support;
 
-use common::standin;
 use common::{stderr_of, stdout_of};
 use pca_support::PcaEnv;
 
