@@ -44,6 +44,9 @@ use crate::pca::registry::{
 use crate::pca::token::{idempotency_token, sha256_hex};
 use crate::pca::validity::{ResolvedValidity, ValidityKind, ValiditySpec};
 
+mod renewal;
+pub use renewal::RenewalBegin;
+
 /// Certificate template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +122,9 @@ pub struct Claim {
     /// (no earlier intent, certificate record or FAILED marker), so no hsm-demo runner can have
     /// generated its key (keys are generated only under an intent).
     pub never_claimed: bool,
+    /// A renewal: the device's CURRENT (ISSUED) certificate that this generation replaces. The
+    /// record transaction then also requires CURRENT to still be it and marks it SUPERSEDED.
+    pub supersedes: Option<CertRecord>,
 }
 
 impl Claim {
@@ -305,6 +311,7 @@ impl Issuer {
                             device: device.clone(),
                             intent,
                             never_claimed: st.items == 0,
+                            supersedes: None,
                         }))
                     }
                     Written::ConditionFailed => continue,
@@ -331,6 +338,7 @@ impl Issuer {
                         device: device.clone(),
                         intent,
                         never_claimed: false,
+                        supersedes: None,
                     }))
                 }
                 Pending::Lost => continue,
@@ -448,7 +456,10 @@ impl Issuer {
     /// stored) → [fetch](Self::fetch) (wait + GetCertificate) → [record](Self::record).
     pub async fn complete(&self, claim: Claim, csr: Option<&Csr>) -> Result<Issued> {
         let Claim {
-            device, mut intent, ..
+            device,
+            mut intent,
+            supersedes,
+            ..
         } = claim;
         let mut called_issue = false;
         if intent.state == IntentState::Pending {
@@ -477,8 +488,14 @@ impl Issuer {
         crash_point!("after-get-certificate");
         let rec = self.cert_record(&device, &intent, &arn, csr, &cert_pem, &chain_pem)?;
         crash_point!("before-record");
-        self.record(&device, rec, cert_pem, chain_pem, called_issue)
-            .await
+        self.record(
+            &device,
+            rec,
+            supersedes.as_ref(),
+            (cert_pem, chain_pem),
+            called_issue,
+        )
+        .await
     }
 
     /// Parameters phase: the intent's IssueCertificate parameters — the stored ones on a resume
@@ -667,12 +684,15 @@ impl Issuer {
         &self,
         device: &DeviceId,
         rec: CertRecord,
-        cert_pem: String,
-        chain_pem: String,
+        supersedes: Option<&CertRecord>,
+        (cert_pem, chain_pem): (String, String),
         called_issue: bool,
     ) -> Result<Issued> {
         #[allow(unused_mut)]
-        let mut written = self.registry.record_issued(&rec).await?;
+        let mut written = match supersedes {
+            Some(old) => self.record_renewal(&rec, old).await?,
+            None => self.registry.record_issued(&rec).await?,
+        };
         // Test-only: the transaction committed but its answer was lost, so the SDK's retry sees
         // our own write as a condition failure (seen against a slow stand-in).
         #[cfg(feature = "failpoints")]

@@ -36,6 +36,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod records;
 pub mod registry;
+pub mod renew;
 pub mod revoke;
 pub mod token;
 pub mod validity;
