@@ -19,6 +19,7 @@ pub mod key_ceremony;
 pub mod list_slots;
 pub mod pca;
 pub mod provision;
+pub mod renew;
 pub mod sign;
 pub mod verify;
 
@@ -109,6 +110,8 @@ pub enum Command {
     Pca(pca::Args),
     /// Provision one device end to end: HSM key, CSR, IssueCertificate, record, files
     Provision(provision::Args),
+    /// Renew device certificates before they expire (one device, a manifest, or all)
+    Renew(renew::Args),
 }
 
 /// Runs the parsed command line.
@@ -123,5 +126,6 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::KeyCeremony(a) => key_ceremony::run(a, g),
         Command::Pca(a) => pca::run(a, g),
         Command::Provision(a) => provision::run(a, g),
+        Command::Renew(a) => renew::run(a, g),
     }
 }

@@ -37,7 +37,7 @@ pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
 type Item = HashMap<String, AttributeValue>;
 
 mod renewal;
-pub use renewal::Inventory;
+pub use renewal::{status_index as renewal_status_index, Inventory};
 
 pub use crate::pca::records::{
     CertRecord, CertStatus, CompromisedKey, DeviceState, Intent, IntentState, IssueParams,

@@ -8,9 +8,11 @@ use crate::cli::Global;
 use crate::error::Result;
 
 pub mod csr;
+pub mod expiring;
 pub mod init_table;
 pub mod issue;
 pub mod list;
+pub mod metrics;
 pub mod reconcile;
 pub mod revoke;
 pub mod show;
@@ -63,6 +65,10 @@ pub enum PcaCommand {
     InitTable(InitTableArgs),
     /// Report unfinished issuances (intents not ISSUED) and what each means
     Reconcile(ReconcileArgs),
+    /// List devices whose current certificate ends within a window (expired ones included), soonest first
+    Expiring(expiring::ExpiringArgs),
+    /// Print registry metrics in the Prometheus text format (node_exporter textfile collector)
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs `pca`.
@@ -75,5 +81,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::List(a) => list::run(a, g),
         PcaCommand::InitTable(a) => init_table::run(a, g),
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
+        PcaCommand::Expiring(a) => expiring::run(a, g),
+        PcaCommand::Metrics(a) => metrics::run(a, g),
     }
 }
