@@ -124,7 +124,7 @@ pub struct Claim {
     pub never_claimed: bool,
     /// A renewal: the device's CURRENT (ISSUED) certificate that this generation replaces. The
     /// record transaction then also requires CURRENT to still be it and marks it SUPERSEDED.
-    pub supersedes: Option<CertRecord>,
+    pub supersedes: Option<Box<CertRecord>>,
 }
 
 impl Claim {
@@ -491,7 +491,7 @@ impl Issuer {
         self.record(
             &device,
             rec,
-            supersedes.as_ref(),
+            supersedes.as_deref(),
             (cert_pem, chain_pem),
             called_issue,
         )

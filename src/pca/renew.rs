@@ -135,6 +135,7 @@ pub async fn renew_device<K: DeviceKeys>(
     let st = match begin {
         RenewalBegin::NotRenewable(cur) => return Err(not_renewable(&req.device, cur)),
         RenewalBegin::NotStarted(st) => {
+            let st = *st;
             if let Some(cur) = &st.current {
                 match req.policy.decide(cur, now)? {
                     Decision::NotDue(t) => out.due_at = Some(crate::pca::registry::rfc3339(t)),
@@ -153,7 +154,7 @@ pub async fn renew_device<K: DeviceKeys>(
             issuer.registry().device(&req.device).await?
         }
         RenewalBegin::Claimed(claim, st) => {
-            let issued = issue_renewal(issuer, keys, req, claim, &st, &mut out).await?;
+            let issued = issue_renewal(issuer, keys, req, *claim, &st, &mut out).await?;
             out.status = if issued.fresh {
                 Status::Issued
             } else {
@@ -230,7 +231,7 @@ async fn issue_renewal<K: DeviceKeys>(
         out.key = Some(KeyOutcome::Untouched);
         return issuer.complete(claim, None).await;
     }
-    let old = claim.supersedes.clone().ok_or_else(|| {
+    let old = claim.supersedes.as_deref().cloned().ok_or_else(|| {
         Error::Other("internal: a renewal claim without the certificate it replaces".into())
     })?;
     let csr = match key_csr(keys, req, &claim, st, &old, out).await {

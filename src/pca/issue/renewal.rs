@@ -20,17 +20,17 @@ pub enum RenewalBegin {
     NotRenewable(Option<CertRecord>),
     /// No renewal is under way and `start` declined to begin one: the device as read (one Query,
     /// no write).
-    NotStarted(DeviceState),
+    NotStarted(Box<DeviceState>),
     /// While this runner waited, another one recorded the renewal it was about to make.
     Renewed(Issued),
     /// This runner holds the intent of the next generation (new, resumed or taken over); the
     /// device state as read with it.
-    Claimed(Claim, DeviceState),
+    Claimed(Box<Claim>, Box<DeviceState>),
 }
 
 /// How a renewal intent found in the registry stands for this runner.
 enum Found {
-    Claimed(Intent),
+    Claimed(Box<Intent>),
     Again,
 }
 
@@ -66,13 +66,13 @@ impl Issuer {
                         .await?
                 }
                 None if target.is_none() && !start(&st, &cur) => {
-                    return Ok(RenewalBegin::NotStarted(st));
+                    return Ok(RenewalBegin::NotStarted(Box::new(st)));
                 }
                 None => {
                     target = Some(generation);
                     let intent = self.new_intent(device, generation);
                     match self.registry.put_intent(&intent).await? {
-                        Written::Yes => Found::Claimed(intent),
+                        Written::Yes => Found::Claimed(Box::new(intent)),
                         Written::ConditionFailed => Found::Again,
                     }
                 }
@@ -80,11 +80,11 @@ impl Issuer {
             if let Found::Claimed(intent) = found {
                 let claim = Claim {
                     device: device.clone(),
-                    intent,
+                    intent: *intent,
                     never_claimed: false,
-                    supersedes: Some(cur),
+                    supersedes: Some(Box::new(cur)),
                 };
-                return Ok(RenewalBegin::Claimed(claim, st));
+                return Ok(RenewalBegin::Claimed(Box::new(claim), Box::new(st)));
             }
         }
     }
@@ -106,12 +106,12 @@ impl Issuer {
         }
         let generation = intent.generation;
         match intent.state {
-            IntentState::Issuing => Ok(Found::Claimed(intent)),
+            IntentState::Issuing => Ok(Found::Claimed(Box::new(intent))),
             IntentState::Issued => Err(Error::Registry(format!(
                 "registry inconsistency: device {device} intent {generation} is ISSUED but CURRENT does not show it"
             ))),
             IntentState::Pending => match self.claim_pending(device, intent).await? {
-                Pending::Claimed(i) => Ok(Found::Claimed(i)),
+                Pending::Claimed(i) => Ok(Found::Claimed(Box::new(i))),
                 Pending::Lost => Ok(Found::Again),
                 Pending::Held(i) if Instant::now() >= deadline => {
                     Err(Error::HeldByAnotherRunner {
