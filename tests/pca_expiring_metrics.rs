@@ -201,3 +201,89 @@ fn metrics_match_the_registry() {
     assert_eq!(m["hsm_demo_earliest_not_after_timestamp_seconds"], earliest);
     assert_eq!(m["hsm_demo_registry_items_scanned"], items.len() as f64);
 }
+
+/// Measurement (ignored; `cargo test --test pca_expiring_metrics -- --ignored --nocapture`): a
+/// registry of 10,000 devices, each a CURRENT item and a CERT# item of a real certificate's size
+/// (3.5 KB), then the time of `pca expiring` and `pca metrics` (one Scan each) against the
+/// stand-in. Only a handful of devices end within the window, so the time is the Scan's.
+#[test]
+#[ignore]
+fn expiring_over_10000_devices_measured() {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    const DEVICES: usize = 10_000;
+    let env = PcaEnv::new();
+    let conf = common::standin::sdk_config(&env.endpoint);
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pem = "A".repeat(3_000);
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let t0 = std::time::Instant::now();
+    let mut batch = Vec::new();
+    for i in 0..DEVICES {
+        let id = format!("bench-{i:05}");
+        // Every 1,000th device ends within a day; the rest in 25 days.
+        let na = if i % 1000 == 0 {
+            "2026-01-01T00:00:00Z"
+        } else {
+            "2099-01-01T00:00:00Z"
+        };
+        for sk in ["CURRENT", "CERT#000000"] {
+            let mut it = std::collections::HashMap::new();
+            for (k, v) in [
+                ("pk", format!("DEVICE#{id}")),
+                ("sk", sk.to_string()),
+                ("device_id", id.clone()),
+                ("serial", format!("{i:08x}")),
+                ("ca_arn", env.ca().to_string()),
+                ("cert_arn", format!("{}/certificate/{i:032x}", env.ca())),
+                ("status", "ISSUED".into()),
+                ("not_before", "2025-12-01T00:00:00Z".into()),
+                ("not_after", na.into()),
+                ("issued_at", "2025-12-01T00:00:00Z".into()),
+                ("token", format!("{i:032x}")),
+            ] {
+                it.insert(k.to_string(), s(&v));
+            }
+            it.insert("generation".into(), AttributeValue::N("0".into()));
+            if sk != "CURRENT" {
+                it.insert("cert_pem".into(), s(&pem));
+            }
+            batch.push(
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(it)).build().unwrap())
+                    .build(),
+            );
+            if batch.len() == 25 {
+                let req = std::mem::take(&mut batch);
+                rt.block_on(ddb.batch_write_item().request_items(&env.table, req).send())
+                    .expect("batch_write_item");
+            }
+        }
+    }
+    eprintln!(
+        "loaded {} items in {:.1} s",
+        2 * DEVICES,
+        t0.elapsed().as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    let a = env
+        .cmd()
+        .args(["--json", "pca", "expiring", "--within", "7d"])
+        .assert()
+        .success();
+    let expiring = t.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), DEVICES / 1000);
+    let t = std::time::Instant::now();
+    env.cmd().args(["pca", "metrics"]).assert().success();
+    let metrics = t.elapsed();
+    let scans = common::standin::calls(&env.endpoint, &env.akid, "Scan");
+    eprintln!(
+        "{DEVICES} devices: pca expiring {:.2} s, pca metrics {:.2} s, {scans} Scan pages in all",
+        expiring.as_secs_f64(),
+        metrics.as_secs_f64()
+    );
+}
