@@ -38,6 +38,7 @@ use crate::pca::revoke;
 
 pub mod job;
 pub mod policy;
+pub mod prune;
 mod subject;
 
 pub use policy::{Decision, DueRule, Policy};

@@ -13,6 +13,7 @@ pub mod init_table;
 pub mod issue;
 pub mod list;
 pub mod metrics;
+pub mod prune_keys;
 pub mod reconcile;
 pub mod revoke;
 pub mod show;
@@ -69,6 +70,8 @@ pub enum PcaCommand {
     Expiring(expiring::ExpiringArgs),
     /// Print registry metrics in the Prometheus text format (node_exporter textfile collector)
     Metrics(metrics::MetricsArgs),
+    /// Destroy HSM key pairs of past generations whose certificates are all expired or revoked
+    PruneKeys(prune_keys::PruneKeysArgs),
 }
 
 /// Runs `pca`.
@@ -83,5 +86,6 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
         PcaCommand::Expiring(a) => expiring::run(a, g),
         PcaCommand::Metrics(a) => metrics::run(a, g),
+        PcaCommand::PruneKeys(a) => prune_keys::run(a, g),
     }
 }
