@@ -388,3 +388,138 @@ fn two_renew_all_processes_at_once_renew_each_device_once() {
         assert_eq!(current(&env, d)["generation"], "1", "{d}");
     }
 }
+
+/// `openssl x509 -noout -subject -ext subjectAltName` of a certificate file.
+fn subject_and_sans(env: &PcaEnv, cert: &std::path::Path) -> String {
+    let o = env
+        .token
+        .tool("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn renew_all_keeps_the_subject_and_renew_manifest_takes_the_manifests() {
+    let env = PcaEnv::new();
+    env.cmd()
+        .args([
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--device-id",
+            "subj-1",
+            "--validity",
+            "2h",
+        ])
+        .args([
+            "--san-dns",
+            "subj-1.example.org",
+            "--san-uri",
+            "spiffe://example.org/d/1",
+        ])
+        .assert()
+        .success();
+    provision_for(&env, "subj-2", "2h");
+    let out = env.path("subj");
+    std::fs::create_dir_all(&out).unwrap();
+    let out_s = out.to_str().unwrap();
+    // --all: the subject and SANs of the current certificate.
+    let r = renew_json(
+        &env,
+        &[
+            "--all",
+            "--within",
+            "3h",
+            "--min-interval",
+            "0s",
+            "--out-dir",
+            out_s,
+        ],
+    );
+    assert_eq!(statuses(&r)["subj-1"], "issued", "{r:?}");
+    let text = subject_and_sans(&env, &out.join("subj-1.cert.pem"));
+    assert!(
+        text.contains("CN=subj-1") || text.contains("CN = subj-1"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:subj-1.example.org"), "{text}");
+    assert!(text.contains("URI:spiffe://example.org/d/1"), "{text}");
+
+    // --manifest: the manifest's subject (here a new CN), for the devices it names only.
+    std::fs::write(env.path("m.csv"), "device_id,cn\nsubj-2,Second Device\n").unwrap();
+    let r = renew_json(
+        &env,
+        &[
+            "--manifest",
+            "m.csv",
+            "--at",
+            "0",
+            "--min-interval",
+            "0s",
+            "--out-dir",
+            out_s,
+        ],
+    );
+    let st = statuses(&r);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st["subj-2"], "issued", "{st:?}");
+    let text = subject_and_sans(&env, &out.join("subj-2.cert.pem"));
+    assert!(text.contains("Second Device"), "{text}");
+}
+
+/// A certificate already past its NotAfter is past every renewal point: it is renewed. (The
+/// registry's dates are moved into the past, as time would have moved them: the renewal decides
+/// from the registry, and AWS issues the new certificate whatever the old one's dates.)
+#[test]
+fn an_expired_certificate_is_listed_then_renewed() {
+    let env = PcaEnv::new();
+    provision_for(&env, "old-1", "30d");
+    let conf = standin::sdk_config(&env.endpoint);
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    for sk in ["CURRENT", "CERT#000000"] {
+        rt.block_on(
+            ddb.update_item()
+                .table_name(&env.table)
+                .key("pk", s("DEVICE#old-1"))
+                .key("sk", s(sk))
+                .update_expression("SET not_before = :nb, not_after = :na, issued_at = :nb")
+                .expression_attribute_values(":nb", s("2020-01-01T00:00:00Z"))
+                .expression_attribute_values(":na", s("2020-01-31T00:00:00Z"))
+                .send(),
+        )
+        .unwrap();
+    }
+    let a = env
+        .cmd()
+        .args(["--json", "pca", "expiring", "--within", "1h"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&common::stdout_of(&a)).unwrap();
+    assert_eq!(v[0]["device_id"], "old-1");
+    assert_eq!(v[0]["expired"], true);
+    let r = renew_json(&env, &["--all"]);
+    assert_eq!(statuses(&r)["old-1"], "issued", "{r:?}");
+    assert_eq!(current(&env, "old-1")["generation"], "1");
+    let a = env
+        .cmd()
+        .args(["--json", "pca", "expiring", "--within", "1h"])
+        .assert()
+        .success();
+    assert_eq!(common::stdout_of(&a).trim(), "[]");
+}
