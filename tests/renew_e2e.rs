@@ -523,3 +523,58 @@ fn an_expired_certificate_is_listed_then_renewed() {
         .success();
     assert_eq!(common::stdout_of(&a).trim(), "[]");
 }
+
+/// A renewal killed after IssueCertificate was sent, whose old certificate an operator then
+/// revoked, is finished by the rerun with its own token: one new certificate, recorded as after a
+/// revocation.
+#[test]
+fn an_interrupted_renewal_is_finished_after_the_old_certificate_was_revoked() {
+    let env = PcaEnv::new();
+    let dev = "intr-1";
+    provision_for(&env, dev, "30d");
+    let old_serial = current(&env, dev)["serial"].clone();
+    standin::hold(&env.endpoint, &env.akid, "IssueCertificate", "answer", None);
+    let mut child = env
+        .std_cmd()
+        .args(["renew", "--ca-arn", env.ca(), "--device-id", dev, "--force"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !standin::wait_held(&env.endpoint, &env.akid, 5)["held"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        assert!(child.try_wait().unwrap().is_none(), "renew ended first");
+        assert!(Instant::now() < deadline, "IssueCertificate never held");
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    standin::release(&env.endpoint, &env.akid, "drop");
+    let issued = env.issued_by_ca();
+    env.cmd()
+        .args([
+            "pca",
+            "revoke",
+            "--serial",
+            &old_serial,
+            "--reason",
+            "superseded",
+        ])
+        .assert()
+        .success();
+    // Not forced, and the current certificate is revoked: the open renewal is resumed anyway.
+    let r = renew_json(&env, &["--device-id", dev]);
+    assert_eq!(r[0]["status"], "issued", "{r:?}");
+    assert_eq!(
+        env.issued_by_ca(),
+        issued,
+        "the resumed renewal issued a second certificate"
+    );
+    assert_eq!(current(&env, dev)["generation"], "1");
+    assert_eq!(
+        history(&env, dev),
+        vec![(0, "REVOKED".to_string()), (1, "ISSUED".to_string())]
+    );
+}

@@ -16,7 +16,8 @@ use crate::pca::registry::{
 /// What [`Issuer::begin_renewal`] found.
 #[derive(Debug)]
 pub enum RenewalBegin {
-    /// CURRENT is not an ISSUED certificate (none, or revoked): there is nothing to renew.
+    /// CURRENT is not an ISSUED certificate (none, or revoked) and no renewal of it is open:
+    /// there is nothing to renew.
     NotRenewable(Option<CertRecord>),
     /// No renewal is under way and `start` declined to begin one: the device as read (one Query,
     /// no write).
@@ -55,10 +56,12 @@ impl Issuer {
             if target.is_some_and(|t| cur.generation >= t) && cur.status == CertStatus::Issued {
                 return Ok(RenewalBegin::Renewed(self.done_from(&st, &cur)?));
             }
-            if cur.status != CertStatus::Issued {
+            let generation = cur.generation + 1;
+            // A renewal interrupted before its record is finished even if its old certificate was
+            // revoked meanwhile (it is then recorded as after a revocation).
+            if cur.status != CertStatus::Issued && st.intent(generation).is_none() {
                 return Ok(RenewalBegin::NotRenewable(Some(cur)));
             }
-            let generation = cur.generation + 1;
             let found = match st.intent(generation).cloned() {
                 Some(intent) => {
                     target = Some(generation);
