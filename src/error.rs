@@ -245,6 +245,10 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C) after its summary was printed: the CLI exits with 130.
     #[error("interrupted: rerun the same command to resume")]
     Interrupted,
+
+    /// `pca expiring --fail-if-any` listed this many certificates: the CLI exits with 3.
+    #[error("{0} certificate(s) end within the window")]
+    ExpiringFound(usize),
 }
 
 impl Error {

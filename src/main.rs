@@ -1,7 +1,8 @@
 //! The hsm-demo binary: parse, run, print `error: <one line>` on failure. Every exit status is
 //! decided here: 0 success, 1 failure, 2 usage error (clap's, or a manifest/usage error a command
-//! found before doing anything), 130 interrupted. The one exception is a second Ctrl-C during
-//! `provision --manifest`, which ends the process at once (see `src/cli/provision.rs`).
+//! found before doing anything), 3 `pca expiring --fail-if-any` found certificates, 130
+//! interrupted. The one exception is a second Ctrl-C during `provision --manifest`, which ends
+//! the process at once (see `src/cli/provision.rs`).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
     match hsm_demo::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(hsm_demo::Error::Interrupted) => ExitCode::from(130),
+        Err(e @ hsm_demo::Error::ExpiringFound(_)) => {
+            eprintln!("{}", e.one_line());
+            ExitCode::from(3)
+        }
         Err(e @ hsm_demo::Error::Usage(_)) => {
             eprintln!("error: {}", e.one_line());
             ExitCode::from(2)

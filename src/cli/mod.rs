@@ -24,6 +24,7 @@ pub mod list_slots;
 pub mod man;
 pub mod pca;
 pub mod provision;
+pub mod renew;
 pub mod sign;
 pub mod verify;
 
@@ -150,6 +151,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Write one manual page per command into a directory
     Man(man::Args),
+    /// Renew device certificates before they expire (one device, a manifest, or all)
+    Renew(renew::Args),
 }
 
 /// Runs the parsed command line.
@@ -168,5 +171,6 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Config(a) => config::run(a, g),
         Command::Completions(a) => completions::run(a, g),
         Command::Man(a) => man::run(a, g),
+        Command::Renew(a) => renew::run(a, g),
     }
 }

@@ -433,7 +433,7 @@ fn run_plan(
 
 /// Handles Ctrl-C during a batch: the first stops new devices (`stop`, `notify`), the second
 /// halts the HSM workers between PKCS#11 calls and ends the process with 130 at once.
-fn interrupt_handler(
+pub(crate) fn interrupt_handler(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     notify: std::sync::Arc<tokio::sync::Notify>,
     pool: Option<std::sync::Arc<crate::pca::hsm_pool::HsmPool>>,

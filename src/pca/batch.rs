@@ -31,8 +31,10 @@
 //!   success do: the cause is then global — endpoint, credentials, CA — not per device).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +48,7 @@ use crate::pca::aws::AwsClients;
 use crate::pca::failed::{clear_failed, get_failed, mark_failed};
 use crate::pca::hsm_pool::{HsmPool, PoolKeys};
 use crate::pca::ids::CaArn;
-use crate::pca::issue::{IssueOptions, Issuer, Template};
+use crate::pca::issue::{IssueOptions, Issued, Issuer, Template};
 use crate::pca::manifest::{Entry, ManifestInfo, ManifestReader};
 use crate::pca::output::write_cert_files;
 use crate::pca::provision::{provision_device, DeviceRequest, KeyOutcome, NoHsm};
@@ -96,6 +98,33 @@ pub enum Status {
     Failed,
     /// `--retry-failed`: the device has no FAILED marker, so it was not touched.
     Skipped,
+    /// `renew`: the device's certificate is not due for renewal (or was renewed too recently):
+    /// nothing was written.
+    NotDue,
+}
+
+/// What a [`DeviceJob`] did with one device.
+#[derive(Debug)]
+pub struct JobDone {
+    /// Outcome (not `Failed`: a failure is the job's `Err`).
+    pub status: Status,
+    /// The device's certificate, when the job issued or found one to report.
+    pub issued: Option<Issued>,
+    /// What happened to the key.
+    pub key: Option<KeyOutcome>,
+}
+
+/// A per-device job run by the pipeline instead of provisioning (`renew` is one): the same
+/// workers, rate limits, deferral of devices another runner holds ([`Error::HeldByAnotherRunner`]
+/// from the first pass, whose issuer never waits), progress, JSON lines, Ctrl-C and summary.
+pub trait DeviceJob: Send + Sync {
+    /// Runs the job for one manifest entry with the pass's issuer and the HSM pool.
+    fn run<'a>(
+        &'a self,
+        issuer: &'a Issuer,
+        pool: &'a HsmPool,
+        entry: &'a Entry,
+    ) -> Pin<Box<dyn Future<Output = Result<JobDone>> + Send + 'a>>;
 }
 
 /// One device's result (printed, counted, then dropped).
@@ -151,6 +180,9 @@ pub struct Summary {
     pub failed: u64,
     /// Not touched (`--retry-failed`: no FAILED marker).
     pub skipped: u64,
+    /// `renew`: not due for renewal.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_due: u64,
     /// Not started because the run was interrupted or stopped.
     pub not_started: u64,
     /// Ctrl-C stopped the run.
@@ -176,10 +208,14 @@ pub struct Summary {
     pub failures_not_listed: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Summary {
-    /// Devices that ended issued or already present.
+    /// Devices that ended issued, already present or (`renew`) not due.
     pub fn done(&self) -> u64 {
-        self.issued + self.already_present
+        self.issued + self.already_present + self.not_due
     }
 }
 
@@ -195,6 +231,7 @@ struct Ctx {
     retry_failed: bool,
     curve: Curve,
     owner: String,
+    job: Option<Arc<dyn DeviceJob>>,
 }
 
 fn is_busy(e: &Error) -> bool {
@@ -244,31 +281,34 @@ async fn one(ctx: Arc<Ctx>, entry: Entry, deferred_pass: bool) -> Outcome {
         return Outcome::Result(res);
     };
     let issuer = if deferred_pass { patient } else { first };
-    let req = DeviceRequest {
-        device: entry.device.clone(),
-        csr: entry.csr.clone(),
-        key_label: entry.device.key_label(),
-        curve: ctx.curve,
-        device_csr: entry.device_csr.clone(),
+    let done = match (&ctx.job, &ctx.pool) {
+        (Some(job), Some(pool)) => job.run(issuer, pool, &entry).await,
+        (Some(_), None) => Err(crate::error::Error::Other(
+            "internal: this job needs the HSM, and no module was loaded".into(),
+        )),
+        (None, _) => provision_one(&ctx, issuer, &entry).await,
     };
-    let provisioned = match &ctx.pool {
-        Some(pool) => provision_device(issuer, &mut PoolKeys(pool), &req, &mut |_| {}).await,
-        None => provision_device(issuer, &mut NoHsm, &req, &mut |_| {}).await,
-    };
-    match provisioned {
-        Ok(p) => {
-            res.status = if p.issued.fresh {
-                Status::Issued
-            } else {
-                Status::AlreadyPresent
-            };
-            res.serial = Some(p.issued.record.serial.clone());
-            res.cert_arn = Some(p.issued.record.cert_arn.clone());
-            res.key = Some(p.key);
-            res.called_issue = p.issued.called_issue;
+    match done {
+        Ok(JobDone {
+            status,
+            issued: None,
+            key,
+        }) => {
+            res.status = status;
+            res.key = key;
+        }
+        Ok(JobDone {
+            status,
+            issued: Some(issued),
+            key,
+        }) => {
+            res.status = status;
+            res.serial = Some(issued.record.serial.clone());
+            res.cert_arn = Some(issued.record.cert_arn.clone());
+            res.key = key;
+            res.called_issue = issued.called_issue;
             if let Some(dir) = &ctx.out_dir {
-                match write_cert_files(dir, &entry.device, &p.issued.cert_pem, &p.issued.chain_pem)
-                {
+                match write_cert_files(dir, &entry.device, &issued.cert_pem, &issued.chain_pem) {
                     Ok(f) => res.files = Some(f),
                     Err(e) => {
                         // The certificate is recorded; only the local copy is missing. A rerun
@@ -276,7 +316,7 @@ async fn one(ctx: Arc<Ctx>, entry: Entry, deferred_pass: bool) -> Outcome {
                         res.status = Status::Failed;
                         res.error = Some(format!(
                             "issued and recorded (serial {}), but writing its files failed: {}",
-                            p.issued.record.serial,
+                            issued.record.serial,
                             e.one_line()
                         ));
                     }
@@ -299,6 +339,30 @@ async fn one(ctx: Arc<Ctx>, entry: Entry, deferred_pass: bool) -> Outcome {
         }
     }
     Outcome::Result(res)
+}
+
+/// The pipeline's default job: provision the entry's device.
+async fn provision_one(ctx: &Ctx, issuer: &Issuer, entry: &Entry) -> Result<JobDone> {
+    let req = DeviceRequest {
+        device: entry.device.clone(),
+        csr: entry.csr.clone(),
+        key_label: entry.device.key_label(),
+        curve: ctx.curve,
+        device_csr: entry.device_csr.clone(),
+    };
+    let p = match &ctx.pool {
+        Some(pool) => provision_device(issuer, &mut PoolKeys(pool), &req, &mut |_| {}).await?,
+        None => provision_device(issuer, &mut NoHsm, &req, &mut |_| {}).await?,
+    };
+    Ok(JobDone {
+        status: if p.issued.fresh {
+            Status::Issued
+        } else {
+            Status::AlreadyPresent
+        },
+        issued: Some(p.issued),
+        key: Some(p.key),
+    })
 }
 
 /// Progress and per-device output.
@@ -413,6 +477,21 @@ pub async fn run_batch(
     stop: Arc<AtomicBool>,
     stop_notify: Arc<tokio::sync::Notify>,
 ) -> Result<Summary> {
+    run_batch_with(opts, info, clients, pool, shaper, stop, stop_notify, None).await
+}
+
+/// [`run_batch`] with another per-device job than provisioning (`None`: provisioning).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_batch_with(
+    opts: &BatchOptions,
+    info: &ManifestInfo,
+    clients: &AwsClients,
+    pool: Option<Arc<HsmPool>>,
+    shaper: Option<&Shaper>,
+    stop: Arc<AtomicBool>,
+    stop_notify: Arc<tokio::sync::Notify>,
+    job: Option<Arc<dyn DeviceJob>>,
+) -> Result<Summary> {
     let start = Instant::now();
     let issuers = issuers(opts, info, clients).await?;
     if let Some((_, a, _)) = issuers.first() {
@@ -428,6 +507,7 @@ pub async fn run_batch(
         retry_failed: opts.retry_failed,
         curve: opts.curve,
         owner: crate::pca::owner::current().to_string(),
+        job,
     });
     let in_flight = opts.in_flight.max(1);
     let (rx, reader) = spawn_reader(opts.manifest.clone(), in_flight, stop.clone());
@@ -595,6 +675,7 @@ impl Tally {
             Status::Issued => s.issued += 1,
             Status::AlreadyPresent => s.already_present += 1,
             Status::Skipped => s.skipped += 1,
+            Status::NotDue => s.not_due += 1,
             Status::Failed => {
                 s.failed += 1;
                 if s.failures.len() < MAX_FAILURES_KEPT {
@@ -689,6 +770,9 @@ pub fn summary_text(s: &Summary) -> String {
     );
     if s.skipped > 0 {
         out.push_str(&format!(", skipped {} (no FAILED marker)", s.skipped));
+    }
+    if s.not_due > 0 {
+        out.push_str(&format!(", not due {}", s.not_due));
     }
     if s.not_started > 0 {
         out.push_str(&format!(", not started {}", s.not_started));

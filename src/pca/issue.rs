@@ -44,6 +44,9 @@ use crate::pca::registry::{
 use crate::pca::token::{idempotency_token, sha256_hex};
 use crate::pca::validity::{ResolvedValidity, ValidityKind, ValiditySpec};
 
+mod renewal;
+pub use renewal::RenewalBegin;
+
 /// Certificate template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -123,6 +126,9 @@ pub struct Claim {
     /// (no earlier intent, certificate record or FAILED marker), so no hsm-demo runner can have
     /// generated its key (keys are generated only under an intent).
     pub never_claimed: bool,
+    /// A renewal: the device's CURRENT (ISSUED) certificate that this generation replaces. The
+    /// record transaction then also requires CURRENT to still be it and marks it SUPERSEDED.
+    pub supersedes: Option<Box<CertRecord>>,
 }
 
 impl Claim {
@@ -312,6 +318,7 @@ impl Issuer {
                             device: device.clone(),
                             intent,
                             never_claimed: st.items == 0,
+                            supersedes: None,
                         }))
                     }
                     Written::ConditionFailed => continue,
@@ -338,6 +345,7 @@ impl Issuer {
                         device: device.clone(),
                         intent,
                         never_claimed: false,
+                        supersedes: None,
                     }))
                 }
                 Pending::Lost => continue,
@@ -511,7 +519,10 @@ impl Issuer {
     /// stored) → [fetch](Self::fetch) (wait + GetCertificate) → [record](Self::record).
     pub async fn complete(&self, claim: Claim, csr: Option<&Csr>) -> Result<Issued> {
         let Claim {
-            device, mut intent, ..
+            device,
+            mut intent,
+            supersedes,
+            ..
         } = claim;
         let mut called_issue = false;
         if intent.state == IntentState::Pending {
@@ -542,8 +553,14 @@ impl Issuer {
         crash_point!("after-get-certificate");
         let rec = self.cert_record(&device, &intent, &arn, csr, &cert_pem, &chain_pem)?;
         crash_point!("before-record");
-        self.record(&device, rec, cert_pem, chain_pem, called_issue)
-            .await
+        self.record(
+            &device,
+            rec,
+            supersedes.as_deref(),
+            (cert_pem, chain_pem),
+            called_issue,
+        )
+        .await
     }
 
     /// Parameters phase: the intent's IssueCertificate parameters — the stored ones on a resume
@@ -732,17 +749,21 @@ impl Issuer {
         &self,
         device: &DeviceId,
         rec: CertRecord,
-        cert_pem: String,
-        chain_pem: String,
+        supersedes: Option<&CertRecord>,
+        (cert_pem, chain_pem): (String, String),
         called_issue: bool,
     ) -> Result<Issued> {
         // One key, one device: the key's DEVICE item is written in the same transaction.
         let key = sha256_hex(&cert_facts(&cert_pem)?.spki);
         #[allow(unused_mut)]
-        let mut written = self
-            .registry
-            .record_issued_with_key(&rec, Some(&key))
-            .await?;
+        let mut written = match supersedes {
+            Some(old) => self.record_renewal(&rec, old, &key).await?,
+            None => {
+                self.registry
+                    .record_issued_with_key(&rec, Some(&key))
+                    .await?
+            }
+        };
         // Test-only: the transaction committed but its answer was lost, so the SDK's retry sees
         // our own write as a condition failure (seen against a slow stand-in).
         #[cfg(feature = "failpoints")]

@@ -41,6 +41,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod records;
 pub mod registry;
+pub mod renew;
 pub mod revoke;
 pub mod token;
 pub mod validity;

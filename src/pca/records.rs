@@ -10,6 +10,9 @@ pub enum CertStatus {
     Issued,
     /// Revoked.
     Revoked,
+    /// Replaced by a renewal (a newer generation is CURRENT); still valid at AWS until it expires
+    /// or `renew --revoke-superseded` revokes it.
+    Superseded,
 }
 
 impl CertStatus {
@@ -18,6 +21,7 @@ impl CertStatus {
         match self {
             CertStatus::Issued => "ISSUED",
             CertStatus::Revoked => "REVOKED",
+            CertStatus::Superseded => "SUPERSEDED",
         }
     }
 
@@ -26,6 +30,7 @@ impl CertStatus {
         match s.to_ascii_uppercase().as_str() {
             "ISSUED" => Some(CertStatus::Issued),
             "REVOKED" => Some(CertStatus::Revoked),
+            "SUPERSEDED" => Some(CertStatus::Superseded),
             _ => None,
         }
     }

@@ -38,6 +38,9 @@ pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
 
 type Item = HashMap<String, AttributeValue>;
 
+mod renewal;
+pub use renewal::{status_index as renewal_status_index, Inventory};
+
 pub use crate::pca::records::{
     CertRecord, CertStatus, CompromisedKey, Decommission, DeviceState, Intent, IntentState,
     IssueParams, SerialRecord,
@@ -934,7 +937,8 @@ impl Registry {
     }
 
     /// Records a revocation in ONE TransactWriteItems: serial marker + history (+ CURRENT when the
-    /// revoked certificate is the device's current one).
+    /// revoked certificate is the device's current one). An ISSUED or SUPERSEDED certificate can be
+    /// revoked.
     pub async fn record_revoked(
         &self,
         marker: &SerialRecord,
@@ -954,6 +958,7 @@ impl Registry {
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":revoked", s(CertStatus::Revoked.as_str()))
                 .expression_attribute_values(":issued", s(CertStatus::Issued.as_str()))
+                .expression_attribute_values(":superseded", s(CertStatus::Superseded.as_str()))
                 .expression_attribute_values(":now", s(&now))
                 .expression_attribute_values(":reason", s(reason));
             if cond.contains(":serial") {
@@ -970,7 +975,7 @@ impl Registry {
                     .update(upd(
                         serial_pk(&marker.serial),
                         ca_sk(&marker.ca_arn),
-                        "#st = :issued",
+                        "#st IN (:issued, :superseded)",
                     )?)
                     .build(),
             )
@@ -979,7 +984,7 @@ impl Registry {
                     .update(upd(
                         device_pk(&marker.device_id),
                         cert_sk(marker.generation),
-                        "#st = :issued AND serial = :serial",
+                        "#st IN (:issued, :superseded) AND serial = :serial",
                     )?)
                     .build(),
             );
@@ -989,7 +994,7 @@ impl Registry {
                     .update(upd(
                         device_pk(&marker.device_id),
                         "CURRENT".into(),
-                        "#st = :issued AND serial = :serial",
+                        "#st IN (:issued, :superseded) AND serial = :serial",
                     )?)
                     .build(),
             );

@@ -10,9 +10,12 @@ use crate::error::Result;
 pub mod crl;
 pub mod csr;
 pub mod decommission;
+pub mod expiring;
 pub mod init_table;
 pub mod issue;
 pub mod list;
+pub mod metrics;
+pub mod prune_keys;
 pub mod reconcile;
 pub mod revoke;
 pub mod show;
@@ -71,6 +74,12 @@ pub enum PcaCommand {
     Crl(CrlArgs),
     /// Retire a device: revoke its certificate, destroy its HSM key, refuse it in provision
     Decommission(DecommissionArgs),
+    /// List devices whose current certificate ends within a window (expired ones included), soonest first
+    Expiring(expiring::ExpiringArgs),
+    /// Print registry metrics in the Prometheus text format (node_exporter textfile collector)
+    Metrics(metrics::MetricsArgs),
+    /// Destroy HSM key pairs of past generations whose certificates are all expired or revoked
+    PruneKeys(prune_keys::PruneKeysArgs),
 }
 
 /// Runs `pca`.
@@ -85,5 +94,8 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
         PcaCommand::Crl(a) => crl::run(a, g),
         PcaCommand::Decommission(a) => decommission::run(a, g),
+        PcaCommand::Expiring(a) => expiring::run(a, g),
+        PcaCommand::Metrics(a) => metrics::run(a, g),
+        PcaCommand::PruneKeys(a) => prune_keys::run(a, g),
     }
 }
