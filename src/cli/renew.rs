@@ -379,15 +379,18 @@ fn run_manifest(
     let stop = Arc::new(AtomicBool::new(false));
     let notify = Arc::new(tokio::sync::Notify::new());
     let res = block_on(async {
-        let signals =
-            crate::cli::provision::interrupt_handler(stop.clone(), notify.clone(), pool.clone())?;
+        let signals = crate::cli::provision::interrupt_handler(
+            stop.clone(),
+            notify.clone(),
+            Some(pool.clone()),
+        )?;
         let r = async {
             let clients = AwsClients::load(aws_opts).await?;
             run_batch_with(
                 &opts,
                 &info,
                 &clients,
-                pool.clone(),
+                Some(pool.clone()),
                 Some(&c.shaper),
                 stop,
                 notify,

@@ -275,6 +275,7 @@ async fn key_csr<K: DeviceKeys>(
                 csr: subject,
                 key_label: label.clone(),
                 curve: req.curve,
+                device_csr: None,
             };
             let (csr, outcome) = keys.csr_for(&dreq, false).await?;
             out.key = Some(outcome);
