@@ -1,4 +1,4 @@
-# HSM core (issue 2): the spec's demo, the Rust test suite, the HSM benchmark.
+# HSM core: the spec's demo, the Rust test suite, the HSM benchmark.
 #
 #   make demo       the spec's key-lifecycle flow on a project-local SoftHSM2 token
 #                   (.tokens/ + .run/softhsm2.conf; never the system token directory), then the optional

@@ -1,4 +1,4 @@
-# kryoptic: a second, independent PKCS#11 soft token (issue 8, REFERENCE.md §11).
+# kryoptic: a second, independent PKCS#11 soft token.
 #
 #   make kryoptic         build tools/kryoptic/target/release/libkryoptic_pkcs11.so (pinned 1.5.4;
 #                         ~1.5 min cold on 2 cores, a no-op afterwards)

@@ -1,4 +1,4 @@
-# pca module (issue 4): ACM PCA issuance + DynamoDB registry.
+# pca module: ACM PCA issuance + DynamoDB registry.
 #
 #   make test-pca             the pca/provision integration tests alone (also part of test-rust)
 #   make test-pca-failpoints  crash at every fault point (--features failpoints) + SIGKILL trials

@@ -1,4 +1,4 @@
-# Batch provisioning (issue 7): `provision --manifest`.
+# Batch provisioning: `provision --manifest`.
 #
 #   make test-batch         the batch tests alone (they are also part of test-rust; batch_e2e also
 #                           runs on kryoptic in test-kryoptic): fleet e2e, bad manifests, retry-failed,

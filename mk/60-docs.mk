@@ -1,4 +1,4 @@
-# The design document (docs/acm-pca-design.md, issue 6) and its live walkthrough.
+# The design document (docs/acm-pca-design.md) and its live walkthrough.
 #
 #   make walkthrough   §6 of the design document run live against the local AWS stand-in (make aws-up):
 #                      a CA hierarchy from infra/ under a stack and table of its own, a fresh SoftHSM2

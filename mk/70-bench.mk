@@ -1,4 +1,4 @@
-# Provisioning benchmarks (issue 7) -> docs/benchmarks.md (its own marked block; bench-hsm has another).
+# Provisioning benchmarks -> docs/benchmarks.md (its own marked block; bench-hsm has another).
 #
 #   make bench-provision   1. provision --manifest vs the shell pipeline (scripts/baseline-provision.sh)
 #                          2. sustained issuance under the stand-in's 25 TPS throttling

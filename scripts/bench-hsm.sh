@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HSM benchmark (issue 2), one run on one project-local SoftHSM2 token:
+# HSM benchmark, one run on one project-local SoftHSM2 token:
 #  (a) `hsm-demo sign --batch` over N messages vs a plain C_Sign loop with cryptoki (examples/csign_loop.rs)
 #  (b) one `hsm-demo sign` process vs one `pkcs11-tool --sign` process (wall time, hyperfine), and the
 #      floor: csign_loop signing one digest (dlopen + C_Initialize + login + one C_Sign, nothing else)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Provisioning benchmarks (issue 7), one run, one AWS stand-in started for the run (free port, bound
+# Provisioning benchmarks, one run, one AWS stand-in started for the run (free port, bound
 # to this script's life), a fresh SoftHSM2 token in a temp dir for every measured configuration:
 #  1. N1 devices end to end: `hsm-demo provision --manifest` vs scripts/baseline-provision.sh (the shell
 #     pipeline: pkcs11-tool, openssl + libp11 engine, AWS CLI) on NB devices; compared per device.

@@ -1,8 +1,10 @@
 //! The hsm-demo binary: parse, run, print `error: <one line>` on failure. Every exit status is
-//! decided here: 0 success, 1 failure, 2 usage error (clap's, or a manifest/usage error a command
-//! found before doing anything), 3 `pca expiring --fail-if-any` found certificates, 130
-//! interrupted. The one exception is a second Ctrl-C during `provision --manifest`, which ends
-//! the process at once (see `src/cli/provision.rs`).
+//! decided here, the same for every command (the table is `hsm_demo::cli::EXIT_STATUS`): 0
+//! success; 1 failure; 2 usage (clap's errors, and the command's own checks of its flags, files
+//! and configuration before it did anything: `Error::Usage`, `Error::Input`, `Error::Config`,
+//! `Error::Uri`); 3 `pca expiring --fail-if-any` found certificates; 130 interrupted. The one
+//! exception is a second Ctrl-C during `provision --manifest`, which ends the process at once
+//! (see `src/cli/provision.rs`).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
     let cli = match parse() {
@@ -29,7 +31,12 @@ fn main() -> ExitCode {
             eprintln!("{}", e.one_line());
             ExitCode::from(3)
         }
-        Err(e @ hsm_demo::Error::Usage(_)) => {
+        Err(
+            e @ (hsm_demo::Error::Usage(_)
+            | hsm_demo::Error::Input(_)
+            | hsm_demo::Error::Config(_)
+            | hsm_demo::Error::Uri(_)),
+        ) => {
             eprintln!("error: {}", e.one_line());
             ExitCode::from(2)
         }
@@ -75,7 +82,7 @@ fn parse() -> Result<hsm_demo::cli::Cli, Parse> {
         Some((p, origin)) => Some(config::load(&p, origin).map_err(Parse::Config)?),
         None => None,
     };
-    let mut cmd = hsm_demo::cli::Cli::command();
+    let mut cmd = hsm_demo::cli::command();
     if let Some(f) = &mut file {
         config::export_sdk_keys(f);
         cmd = config::apply_defaults(cmd, f);
@@ -169,7 +176,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// `hsm-demo` followed by the subcommands named on the command line (`hsm-demo pca issue`), and
 /// the last of them.
 fn command_path() -> (String, clap::Command) {
-    let mut cmd = hsm_demo::cli::Cli::command();
+    let mut cmd = hsm_demo::cli::command();
     let mut path = vec![cmd.get_name().to_string()];
     for arg in std::env::args().skip(1) {
         let Some(sub) = cmd.find_subcommand(&arg).cloned() else {

@@ -187,7 +187,7 @@ fn man_refuses_a_file_as_out_dir_and_writes_nothing() {
             .arg(&target)
             .assert()
             .failure()
-            .code(1);
+            .code(2);
         let err = stderr_of(&a);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("is not a directory"), "{err}");

@@ -1,6 +1,7 @@
 //! Hostile input to the HSM-only commands: output paths that are not regular files, `--out -`,
 //! oversized or endless inputs (`/dev/zero`, FIFOs), PIN files with a BOM or loose permissions,
-//! labels with control characters. Each refusal is one `error:` line, exit 1, and nothing changed.
+//! labels with control characters. Each refusal is one `error:` line, exit 2 (usage; 1 when the PIN
+//! source fails), and nothing changed.
 mod common;
 
 use std::os::unix::fs::{symlink, FileTypeExt};
@@ -17,11 +18,16 @@ fn token() -> TestToken {
     t
 }
 
-/// Asserts the one-line refusal contract and returns stderr.
+/// Asserts the one-line refusal contract of a usage error (exit 2) and returns stderr.
 fn refused(a: assert_cmd::assert::Assert, needle: &str) -> String {
+    refused_with(a, 2, needle)
+}
+
+/// [`refused`] with the exit status `code` (1: the PIN source failed, not the command line).
+fn refused_with(a: assert_cmd::assert::Assert, code: i32, needle: &str) -> String {
     let out = a.get_output();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
     assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
     assert!(err.starts_with("error: "), "{err}");
@@ -189,7 +195,7 @@ fn endless_inputs_are_read_with_a_bound() {
             "m",
         ])
         .assert();
-    refused(a, "PIN file /dev/zero is larger than 1024 bytes");
+    refused_with(a, 1, "PIN file /dev/zero is larger than 1024 bytes");
     let a = t
         .cmd()
         .args([
@@ -359,7 +365,7 @@ fn sign_intermediate_refuses_oversized_doubled_and_trailing_csrs() {
             ])
             .assert();
         let err = stderr_of(&a);
-        assert_eq!(a.get_output().status.code(), Some(1), "{err}");
+        assert_eq!(a.get_output().status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{csr}: {err}");
         assert!(!t.path("i.pem").exists());

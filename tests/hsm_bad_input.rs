@@ -31,17 +31,42 @@ fn object_count(t: &TestToken) -> usize {
         .sum()
 }
 
+/// The cases that are usage errors — a bad flag value or a bad file given to the command — exit
+/// 2; every other case is a failure of the command that ran (key look-up, module, PIN, token,
+/// signature) and exits 1.
+const USAGE: &[&str] = &[
+    "--sig is not valid hex",
+    "odd number of hex digits",
+    "expected 64 bytes raw r||s or a DER",
+    "not a valid DER",
+    "the message is empty",
+    "unsupported curve",
+    "--id has an odd number of hex digits",
+    "invalid PKCS#11 URI",
+    "pin-value is not accepted",
+    "sig.der already exists",
+    "line 2 of the batch file is empty",
+    "not a PEM SubjectPublicKeyInfo",
+    "no key selected",
+];
+
 /// Runs `cmd`, asserts the bad-input contract, returns the error line.
 fn assert_bad(t: &TestToken, mut cmd: assert_cmd::Command, needle: &str) -> String {
     let files_before = t.scratch_files();
     let objects_before = object_count(t);
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let usage = USAGE.iter().any(|u| needle.contains(u));
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(if usage { 2 } else { 1 }),
         "exit code for '{needle}': {stderr}"
     );
+    // A command-line error (clap's) adds one `--help` hint line.
+    let stderr = match stderr.split_once("\nFor more information, try '") {
+        Some((first, _)) if usage => format!("{first}\n"),
+        _ => stderr,
+    };
     assert!(
         out.stdout.is_empty(),
         "stdout not empty: {:?}",

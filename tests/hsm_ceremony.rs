@@ -193,7 +193,7 @@ fn refuses_existing_outputs_before_touching_the_token() {
     let t = TestToken::new("outputs");
     std::fs::create_dir(t.path("ceremony")).unwrap();
     std::fs::write(t.path("ceremony/transcript.jsonl"), "keep me\n").unwrap();
-    let a = t.cmd_no_token().arg("key-ceremony").assert().code(1);
+    let a = t.cmd_no_token().arg("key-ceremony").assert().code(2);
     one_line_error(&a, "ceremony/transcript.jsonl already exists");
     assert_eq!(read(&t.path("ceremony/transcript.jsonl")), "keep me\n");
     assert!(!t.path("ceremony/root.pem").exists());
@@ -284,7 +284,7 @@ fn invalid_configs_are_rejected_before_the_token_is_touched() {
             .env("HSM_DEMO_PIN", &t.pin)
             .args(["key-ceremony", "--config", "bad.toml"])
             .assert()
-            .code(1);
+            .code(2);
         let e = one_line_error(&a, want);
         assert!(!e.contains("PKCS#11 module"), "{name}: module touched: {e}");
         assert!(!t.path("out").exists(), "{name}: output written");
@@ -298,7 +298,7 @@ fn invalid_configs_are_rejected_before_the_token_is_touched() {
     let a = bogus_module_cmd(&t)
         .args(["key-ceremony", "--config", "bad.toml"])
         .assert()
-        .code(1);
+        .code(2);
     let e = one_line_error(&a, "3 problems");
     for want in ["operators:", "key.curve:", "certificate.path_len:"] {
         assert!(e.contains(want), "{e}");
@@ -313,7 +313,7 @@ fn invalid_configs_are_rejected_before_the_token_is_touched() {
     let a = bogus_module_cmd(&t)
         .args(["key-ceremony", "--curve", "p521", "--validity", "0y"])
         .assert()
-        .code(1);
+        .code(2);
     one_line_error(&a, "2 problems");
     assert_eq!(t.scratch_files(), vec!["bad.toml".to_string()]);
 }

@@ -267,21 +267,21 @@ fn validity_beyond_the_root_and_bad_path_len_are_rejected() {
         "I",
     );
     let before = transcript(&t);
-    let a = sign(&t, &c, "i.pem", &["--validity", "21y"]).code(1);
+    let a = sign(&t, &c, "i.pem", &["--validity", "21y"]).code(2);
     one_line_error(&a, "validity 21 years ends");
     assert!(stderr_of(&a).contains("after the root certificate"));
-    let a = sign(&t, &c, "i.pem", &["--path-len", "2"]).code(1);
+    let a = sign(&t, &c, "i.pem", &["--path-len", "2"]).code(2);
     one_line_error(&a, "--path-len 2 is not below the root's pathLen 2");
-    let a = sign(&t, &c, "i.pem", &["--validity", "ten years"]).code(1);
+    let a = sign(&t, &c, "i.pem", &["--validity", "ten years"]).code(2);
     one_line_error(&a, "--validity: validity 'ten years' is not of the form");
     assert!(!t.path("i.pem").exists());
     assert_eq!(transcript(&t), before, "transcript untouched");
     // Within the root's validity it works, and an existing output is never overwritten.
-    let a = sign(&t, &c, "i.pem", &["--validity", "7310d"]).code(1);
+    let a = sign(&t, &c, "i.pem", &["--validity", "7310d"]).code(2);
     one_line_error(&a, "validity 7310 days ends");
     sign(&t, &c, "i.pem", &["--validity", "19y"]).success();
     let after = transcript(&t);
-    let a = sign(&t, &c, "i.pem", &[]).code(1);
+    let a = sign(&t, &c, "i.pem", &[]).code(2);
     one_line_error(&a, "i.pem already exists");
     assert_eq!(transcript(&t), after);
 }
@@ -291,11 +291,11 @@ fn bad_csrs_are_rejected() {
     let t = with_root("badcsr");
     let before = transcript(&t);
     std::fs::write(t.path("garbage.csr"), "this is not a CSR\n").unwrap();
-    let a = sign(&t, &t.path("garbage.csr"), "g.pem", &[]).code(1);
+    let a = sign(&t, &t.path("garbage.csr"), "g.pem", &[]).code(2);
     one_line_error(&a, "is not a PEM certificate request");
 
     // A certificate where a CSR is expected.
-    let a = sign(&t, &t.path("ceremony/root.pem"), "g.pem", &[]).code(1);
+    let a = sign(&t, &t.path("ceremony/root.pem"), "g.pem", &[]).code(2);
     one_line_error(&a, "holds a PEM 'CERTIFICATE', not a CERTIFICATE REQUEST");
 
     // Valid PEM, broken DER.
@@ -304,7 +304,7 @@ fn bad_csrs_are_rejected() {
         "-----BEGIN CERTIFICATE REQUEST-----\nMIIBAjCBqAIBADA=\n-----END CERTIFICATE REQUEST-----\n",
     )
     .unwrap();
-    let a = sign(&t, &t.path("broken.csr"), "g.pem", &[]).code(1);
+    let a = sign(&t, &t.path("broken.csr"), "g.pem", &[]).code(2);
     one_line_error(&a, "is not a valid PKCS#10 CSR");
 
     // A CSR whose signature does not match its contents: change one byte of the subject.
@@ -327,7 +327,7 @@ fn bad_csrs_are_rejected() {
     bytes[pos] = b'B';
     let pem_text = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", bytes));
     std::fs::write(t.path("tampered.csr"), pem_text).unwrap();
-    let a = sign(&t, &t.path("tampered.csr"), "g.pem", &[]).code(1);
+    let a = sign(&t, &t.path("tampered.csr"), "g.pem", &[]).code(2);
     one_line_error(&a, "has an invalid signature");
 
     // Too small an RSA key.

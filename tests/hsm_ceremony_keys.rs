@@ -16,7 +16,12 @@ const ROOT_REFUSED: &str =
 /// Asserts a failure (exit 1) with exactly one stderr line containing `want`, and nothing on
 /// stdout.
 fn one_line_error(a: assert_cmd::assert::Assert, want: &str) -> String {
-    let (a, err) = one_line_stderr(a, want);
+    one_line_error_code(a, 1, want)
+}
+
+/// [`one_line_error`] with the exit status `code` (2: a usage error).
+fn one_line_error_code(a: assert_cmd::assert::Assert, code: i32, want: &str) -> String {
+    let (a, err) = one_line_stderr(a.code(code), want);
     assert!(
         stdout_of(&a).is_empty(),
         "stdout on failure: {}",
@@ -31,7 +36,7 @@ fn one_line_stderr(
     a: assert_cmd::assert::Assert,
     want: &str,
 ) -> (assert_cmd::assert::Assert, String) {
-    let a = a.code(1);
+    let a = a.failure();
     let err = stderr_of(&a);
     assert_eq!(err.lines().count(), 1, "one line expected: {err}");
     assert!(err.starts_with("error: "), "{err}");
@@ -101,10 +106,11 @@ fn sign_and_pca_csr_refuse_the_root_key_and_write_nothing() {
     assert_eq!(t.scratch_files(), before, "nothing written");
     // generate-key cannot forge the mark onto an ordinary key.
     let forged = hex::encode(b"hsm-demo/ceremony/forged");
-    one_line_error(
+    one_line_error_code(
         t.cmd()
             .args(["generate-key", "--label", "fake-root", "--id", &forged])
             .assert(),
+        2,
         "that prefix marks key-ceremony keys",
     );
     // An ordinary key on the same token still signs.
@@ -223,7 +229,8 @@ fn sign_intermediate_still_signs_and_refuses_an_ordinary_key() {
         t.cmd()
             .args(["key-ceremony", "sign-intermediate", "--csr", "i.csr"])
             .args(["--out", "x.pem", "--key-label", "device-x"])
-            .assert(),
+            .assert()
+            .code(1),
         "key 'device-x' is not a key-ceremony key",
     );
     assert!(!t.path("x.pem").exists());

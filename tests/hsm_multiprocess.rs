@@ -1,4 +1,4 @@
-//! Several hsm-demo processes on ONE token at once (REFERENCE.md §1: SoftHSM's file object store
+//! Several hsm-demo processes on ONE token at once (SoftHSM's file object store
 //! re-reads token files another process is rewriting, which was seen failing C_GetTokenInfo,
 //! C_FindObjects, C_Sign and key generation with CKR_GENERAL_ERROR / CKR_DEVICE_ERROR).
 //!

@@ -402,8 +402,11 @@ fn revoke_and_show_bad_input() {
 }
 
 #[test]
-fn out_dir_that_does_not_exist() {
+fn out_dir_behind_a_file() {
+    // A missing --out-dir is created (tests/out_dir_created.rs); one that cannot be, because a
+    // file is in the way, is refused before anything is recorded.
     let env = PcaEnv::new();
+    std::fs::write(env.path("blocker"), b"x").unwrap();
     one_line_error(
         env.cmd()
             .args([
@@ -413,7 +416,7 @@ fn out_dir_that_does_not_exist() {
                 "--device-id",
                 "d1",
                 "--out-dir",
-                "no/such/dir",
+                "blocker/dir",
             ])
             .assert(),
         "is not a directory",

@@ -1,4 +1,4 @@
-//! The same binary against several PKCS#11 modules (issue 8): `list-slots` on each module, tokens
+//! The same binary against several PKCS#11 modules: `list-slots` on each module, tokens
 //! found by label or serial (never slot number), and clear one-line errors for modules that cannot
 //! be loaded or initialised.
 //!

@@ -1,4 +1,4 @@
-//! PIN handling across modules (issue 8): kryoptic locks the user PIN after 10 wrong tries,
+//! PIN handling across modules: kryoptic locks the user PIN after 10 wrong tries,
 //! SoftHSM2 never does. hsm-demo must report a locked PIN clearly and must never spend more than
 //! one login attempt per invocation (no login retries).
 //!

@@ -1,10 +1,9 @@
 //! `hsm-demo completions SHELL`: the shell completion script for bash, zsh, fish or PowerShell,
 //! generated from the same clap definition that parses the command line (so it never drifts).
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Global};
+use crate::cli::Global;
 use crate::error::{Error, Result};
 
 const AFTER_HELP: &str = "\
@@ -13,9 +12,7 @@ Examples:
   hsm-demo completions bash > /etc/bash_completion.d/hsm-demo  # every bash session
   hsm-demo completions zsh > \"${fpath[1]}/_hsm-demo\"
   hsm-demo completions fish > ~/.config/fish/completions/hsm-demo.fish
-  hsm-demo completions powershell >> $PROFILE
-
-Exit status: 0 the script was written to stdout, 1 stdout could not be written, 2 usage error.";
+  hsm-demo completions powershell >> $PROFILE";
 
 /// Arguments of `hsm-demo completions`.
 #[derive(Debug, clap::Args)]
@@ -64,7 +61,7 @@ fn fix_bash_case_labels(script: &[u8]) -> Vec<u8> {
 
 /// Writes the script to stdout. Needs no module, token, PIN or AWS.
 pub fn run(a: Args, _g: &Global) -> Result<()> {
-    let mut cmd = Cli::command();
+    let mut cmd = crate::cli::command();
     let mut buf = Vec::new();
     clap_complete::generate(Shell::from(a.shell), &mut cmd, BIN, &mut buf);
     if let CompletionShell::Bash = a.shell {

@@ -15,9 +15,7 @@ environment > file > default. Unknown keys are errors, all reported at once; a P
 Examples:
   hsm-demo config show
   hsm-demo --config factory.toml config show --json
-  hsm-demo --config factory.toml provision --device-id d-1     # ca_arn, table, module… from the file
-
-Exit status: 0 shown, 2 the file has a problem (one line naming every problem).";
+  hsm-demo --config factory.toml provision --device-id d-1     # ca_arn, table, module… from the file";
 
 /// Arguments of `hsm-demo config`.
 #[derive(Debug, clap::Args)]

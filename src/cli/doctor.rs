@@ -21,9 +21,7 @@ so is one that depends on a check that failed. Nothing is written anywhere.
 Examples:
   hsm-demo doctor
   hsm-demo doctor --ca-arn $CA_ARN --hsm-key-capacity 3300
-  hsm-demo --json doctor --ca-arn $CA_ARN | jq '.checks[] | select(.status == \"fail\")'
-
-Exit status: 0 no check failed (warnings allowed), 1 at least one failed, 2 usage error.";
+  hsm-demo --json doctor --ca-arn $CA_ARN | jq '.checks[] | select(.status == \"fail\")'";
 
 /// Arguments of `hsm-demo doctor`.
 #[derive(Debug, clap::Args)]

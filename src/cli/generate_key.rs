@@ -29,7 +29,7 @@ pub struct Args {
 
     /// Curve: p256 (ECDSA P-256, SHA-256) or p384 (ECDSA P-384, SHA-384)
     #[arg(long, default_value = "p256", value_name = "CURVE")]
-    pub curve: String,
+    pub curve: Curve,
 
     /// Key id (CKA_ID) in hex [default: 8 random bytes]
     #[arg(long, value_name = "HEX")]
@@ -43,7 +43,7 @@ pub struct Args {
 /// Runs `generate-key`.
 pub fn run(args: Args, g: &Global) -> Result<()> {
     // Validate everything before touching the token.
-    let curve = Curve::parse(&args.curve)?;
+    let curve = args.curve;
     let id = args
         .id
         .as_deref()

@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, Global};
+use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::fsutil::{check_out_dir, create_out_dir, write_atomic};
 
@@ -14,8 +12,7 @@ Examples:
   hsm-demo man --out-dir man/man1 && man -l man/man1/hsm-demo-provision.1
   sudo hsm-demo man --out-dir /usr/local/share/man/man1 && sudo mandb
 
-Every page is rewritten on each run; the directory is created (with its parents) when missing.
-Exit status: 0 every page written, 1 a page could not be written, 2 usage error.";
+Every page is rewritten on each run; the directory is created (with its parents) when missing.";
 
 /// Arguments of `hsm-demo man`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +27,7 @@ pub struct Args {
 pub fn run(a: Args, g: &Global) -> Result<()> {
     check_out_dir(&a.out_dir, "--out-dir")?;
     let mut pages = Vec::new();
-    collect(Cli::command(), &["hsm-demo"], &mut pages);
+    collect(crate::cli::command(), &["hsm-demo"], &mut pages);
     let mut rendered = Vec::with_capacity(pages.len());
     for (name, cmd) in pages {
         let mut buf = Vec::new();

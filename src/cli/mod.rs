@@ -155,6 +155,40 @@ pub enum Command {
     Renew(renew::Args),
 }
 
+/// The exit status of every command, printed at the end of every `--help` (and in the README).
+pub const EXIT_STATUS: &str = "\
+Exit status (every command):
+  0    success
+  1    failure: the command ran and did not do everything asked (provision/renew --manifest: some
+       devices failed; verify: the signature does not verify; doctor: a check failed;
+       verify-transcript: the transcript does not verify)
+  2    usage: the command line, a file it names or the configuration is invalid; one line
+       `error: ...` (plus a --help hint for a command-line error); nothing was done
+  3    pca expiring --fail-if-any: some device is listed
+  130  interrupted (Ctrl-C): rerun the same command to resume";
+
+/// The clap definition with [`EXIT_STATUS`] after every command's help: the parser `main` uses,
+/// and the source of the completion scripts and manual pages.
+pub fn command() -> clap::Command {
+    fn add(cmd: clap::Command) -> clap::Command {
+        let text = match cmd.get_after_help() {
+            Some(h) => format!("{h}\n\n{EXIT_STATUS}"),
+            None => EXIT_STATUS.to_string(),
+        };
+        let mut cmd = cmd.after_help(text);
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        for sub in subs {
+            cmd = cmd.mut_subcommand(sub, add);
+        }
+        cmd
+    }
+    add(<Cli as clap::CommandFactory>::command())
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> crate::Result<()> {
     let g = &cli.global;

@@ -44,8 +44,8 @@ a public key certified for another device is refused. --plan validates everythin
 registry and prints devices, already issued, to issue, HSM keys, time, cost and warnings
 (--json: one object), writing nothing. A device retired by `pca decommission` is refused unless
 --recommission.
-Exit status: 0 all devices issued or already present, 1 some failed, 2 usage or manifest error,
-130 interrupted (Ctrl-C; rerun to resume).
+
+More examples:
   hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv
   hsm-demo --json provision --ca-arn $CA_ARN --manifest fleet.jsonl --concurrency 4 --out-dir certs
   hsm-demo provision --ca-arn $CA_ARN --manifest fleet.csv --retry-failed
@@ -113,7 +113,7 @@ pub struct Args {
     pub key_label: Option<String>,
     /// Curve for a new key: p256 or p384 [default: p256]
     #[arg(long, value_name = "CURVE")]
-    pub curve: Option<String>,
+    pub curve: Option<crate::hsm::ec::Curve>,
 
     /// --manifest: HSM worker threads, one PKCS#11 session each (key generation is serialised, CSR signing runs in parallel)
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -170,7 +170,7 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
     req.csr = a.subject.request(Some(device.as_str()));
     req.csr.validate()?;
-    req.curve = crate::hsm::ec::Curve::parse(a.curve.as_deref().unwrap_or("p256"))?;
+    req.curve = a.curve.unwrap_or(crate::hsm::ec::Curve::P256);
     if let Some(l) = &a.key_label {
         if l.is_empty() {
             return Err(Error::input("--key-label must not be empty"));
@@ -283,8 +283,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     // 1. Everything local, before the HSM or AWS: exit 2 on any error.
     let ca = CaArn::parse(&a.ca_arn).map_err(usage)?;
     let validity = ValiditySpec::parse(&a.validity).map_err(usage)?;
-    let curve =
-        crate::hsm::ec::Curve::parse(a.curve.as_deref().unwrap_or("p256")).map_err(usage)?;
+    let curve = a.curve.unwrap_or(crate::hsm::ec::Curve::P256);
     if let Some(d) = &a.out_dir {
         crate::fsutil::check_out_dir(d, "--out-dir").map_err(usage)?;
     }

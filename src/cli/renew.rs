@@ -47,8 +47,7 @@ Examples:
   hsm-demo renew --ca-arn $CA_ARN --device-id device-42
   hsm-demo renew --ca-arn $CA_ARN --device-id device-42 --force --revoke-superseded
   hsm-demo renew --ca-arn $CA_ARN --all --jitter 10
-  hsm-demo --json renew --ca-arn $CA_ARN --manifest fleet.csv --within 7d --concurrency 4
-Exit status: 0 done (renewed or not due), 1 some device failed, 2 usage error, 130 interrupted.";
+  hsm-demo --json renew --ca-arn $CA_ARN --manifest fleet.csv --within 7d --concurrency 4";
 
 /// `renew` arguments.
 #[derive(Debug, clap::Args)]
@@ -104,7 +103,7 @@ pub struct Args {
     pub wait_secs: u64,
     /// Curve of new keys: p256 or p384
     #[arg(long, default_value = "p256", value_name = "CURVE")]
-    pub curve: String,
+    pub curve: Curve,
     /// --all/--manifest: HSM worker threads
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -138,7 +137,7 @@ fn usage(e: Error) -> Error {
 fn check(a: &Args) -> Result<Checked> {
     let ca = CaArn::parse(&a.ca_arn)?;
     let validity = ValiditySpec::parse(&a.validity)?;
-    let curve = Curve::parse(&a.curve)?;
+    let curve = a.curve;
     let rule = match (&a.within, &a.at) {
         (Some(w), _) => DueRule::Within(parse_seconds("--within", w)?),
         (None, Some(p)) => DueRule::Fraction(parse_percent("--at", p)? / 100.0),

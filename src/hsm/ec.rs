@@ -40,6 +40,15 @@ impl AsRef<[u8]> for MessageDigest {
     }
 }
 
+/// The command line's `--curve` (clap calls this once, so a bad curve is a usage error).
+impl std::str::FromStr for Curve {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Curve> {
+        Curve::parse(s)
+    }
+}
+
 impl Curve {
     /// Parses the CLI spelling: `p256`/`P-256`/`prime256v1`/`secp256r1`, `p384`/`P-384`/`secp384r1`.
     pub fn parse(s: &str) -> Result<Curve> {

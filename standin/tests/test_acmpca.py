@@ -1,4 +1,4 @@
-"""ACM PCA behaviours of the stand-in that hsm-demo depends on (issue 3, items 1-6 and 9).
+"""ACM PCA behaviours of the stand-in that hsm-demo depends on.
 
 Each test's docstring says what stock moto 5.2.5 does instead.
 """

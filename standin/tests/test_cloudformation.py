@@ -1,4 +1,4 @@
-"""CloudFormation types the infra needs (issue 3, item 8), on moto's own ACM PCA and S3 backends.
+"""CloudFormation types the infra needs, on moto's own ACM PCA and S3 backends.
 
 Stock moto has no AWS::ACMPCA::* nor AWS::S3::BucketPolicy: it skips them with a log line and the
 stack still reports CREATE_COMPLETE, so no CA exists (and GetAtt on them fails).

@@ -1,4 +1,4 @@
-"""Run-time switches (issue 3, item 7): asynchronous issuance, throttling, injected faults, reset.
+"""Run-time switches: asynchronous issuance, throttling, injected faults, reset.
 
 Switches are scoped to each test's own access key id, so the rest of the session is undisturbed.
 Stock moto has none of them (its server answers 404 on /_standin/config).

@@ -5,7 +5,7 @@
 //! (`KRYOPTIC_CONF` with sqlite tokens, initialised with `pkcs11-tool --init-token --init-pin`).
 #![allow(dead_code)]
 
-/// The local AWS stand-in (issue 3): `standin::endpoint()`, switches, CA hierarchy helpers.
+/// The local AWS stand-in: `standin::endpoint()`, switches, CA hierarchy helpers.
 pub mod standin;
 
 use std::path::{Path, PathBuf};

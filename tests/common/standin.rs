@@ -1,4 +1,4 @@
-//! The local AWS stand-in for Rust integration tests (issue 3).
+//! The local AWS stand-in for Rust integration tests.
 //!
 //! [`endpoint()`] returns the URL of an AWS endpoint: `AWS_ENDPOINT_URL` if set; else whatever
 //! AWS endpoint answers on 127.0.0.1:4566 (`make aws-up`, LocalStack); else a stand-in started

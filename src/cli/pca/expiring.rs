@@ -23,9 +23,7 @@ included, soonest first. One paginated Scan of the registry (see docs/registry-s
 Examples:
   hsm-demo pca expiring --within 7d
   hsm-demo --json pca expiring --within 30d --ca-arn $CA_ARN
-  hsm-demo pca expiring --within 3d --fail-if-any || alert   # exit 3 when any
-Exit status: 0 (also with devices listed, unless --fail-if-any), 3 some device listed with
---fail-if-any, 1 error, 2 usage error."
+  hsm-demo pca expiring --within 3d --fail-if-any || alert   # exit 3 when any"
 )]
 pub struct ExpiringArgs {
     /// Window: certificates ending within it (e.g. 7d, 12h, 2w)
