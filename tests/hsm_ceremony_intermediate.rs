@@ -399,3 +399,67 @@ fn tampered_transcript_or_foreign_root_is_refused_before_the_hsm() {
     assert!(!t.path("i.pem").exists());
     assert_eq!(transcript(&t), good);
 }
+
+#[test]
+fn out_dash_prints_only_the_certificate_on_stdout_and_records_it() {
+    let t = with_root("inter-stdout");
+    let c = csr(
+        &t,
+        "p256",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "Intermediate stdout",
+    );
+    let a = sign(&t, &c, "-", &[]).success();
+    let so = stdout_of(&a);
+    let se = stderr_of(&a);
+    // stdout is exactly one PEM certificate; the steps went to stderr.
+    assert!(
+        so.starts_with("-----BEGIN CERTIFICATE-----\n")
+            && so.trim_end().ends_with("-----END CERTIFICATE-----")
+            && so.matches("BEGIN").count() == 1,
+        "{so}"
+    );
+    assert!(
+        se.contains("[Step 3/3]") && se.contains("certificate:  (stdout)"),
+        "{se}"
+    );
+    assert!(!t.path("-").exists(), "a file named '-' was created");
+    std::fs::write(t.path("from-stdout.pem"), &so).unwrap();
+    let v = ok_openssl(
+        &t,
+        &["verify", "-CAfile", "ceremony/root.pem", "from-stdout.pem"],
+    );
+    assert!(v.contains(": OK"), "{v}");
+    // The transcript records this very certificate, and still verifies.
+    let der_sha = {
+        let d = ok_openssl(
+            &t,
+            &[
+                "x509",
+                "-in",
+                "from-stdout.pem",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ],
+        );
+        d.trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase()
+    };
+    assert!(
+        transcript(&t).contains(&der_sha),
+        "transcript lacks {der_sha}"
+    );
+    t.cmd_no_token()
+        .args([
+            "key-ceremony",
+            "verify-transcript",
+            "ceremony/transcript.jsonl",
+        ])
+        .assert()
+        .success();
+}

@@ -20,7 +20,7 @@ use super::x509::{
 };
 use super::{cert_err, now_seconds, rfc3339, say};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{check_output, is_stdout, write_atomic};
 use crate::hsm::lookup::KeySpec;
 use crate::hsm::session::{ConnectOptions, HsmSession};
 use crate::hsm::signer::HsmSigner;
@@ -58,8 +58,10 @@ pub struct SignIntermediateRequest {
 /// What `sign-intermediate` produced.
 #[derive(Debug, Clone)]
 pub struct SignIntermediateOutcome {
-    /// The certificate file.
+    /// The certificate file (`-`: the caller prints [`Self::pem`] on stdout).
     pub out: PathBuf,
+    /// The certificate (PEM).
+    pub pem: String,
     /// Serial (hex).
     pub serial: String,
     /// SHA-256 fingerprint (colon hex).
@@ -127,11 +129,8 @@ pub fn sign_intermediate(
         out,
         format!("[Step 1/{n}] Check the CSR, the root certificate and the ceremony transcript"),
     )?;
-    if req.out.exists() {
-        return Err(Error::input(format!(
-            "{} already exists: refusing to overwrite it",
-            req.out.display()
-        )));
+    if !is_stdout(&req.out) {
+        check_output(&req.out, false)?;
     }
     let csr = parse_csr(&req.csr)?;
     let (root_pem, root_der) = read_cert_pem(&req.root_cert)?;
@@ -320,13 +319,25 @@ fn write_intermediate(
         }),
     )?;
     t.seal(key_label, signer.curve(), |m| signer.sign_der(m))?;
-    write_atomic(&req.out, s.pem.as_bytes(), false)?;
+    // To stdout: the transcript is written first and the caller prints the certificate after,
+    // so a certificate is never printed that the transcript does not record.
+    let to_stdout = is_stdout(&req.out);
+    if !to_stdout {
+        write_atomic(&req.out, s.pem.as_bytes(), false)?;
+    }
     if let Err(e) = write_atomic(&req.transcript, t.to_text().as_bytes(), true) {
-        let _ = std::fs::remove_file(&req.out);
+        if !to_stdout {
+            let _ = std::fs::remove_file(&req.out);
+        }
         return Err(e);
     }
     let head = t.head();
-    say(out, format!("  certificate:  {}", req.out.display()))?;
+    let shown = if to_stdout {
+        "(stdout)".to_string()
+    } else {
+        req.out.display().to_string()
+    };
+    say(out, format!("  certificate:  {shown}"))?;
     say(
         out,
         format!(
@@ -345,6 +356,7 @@ fn write_intermediate(
     )?;
     Ok(SignIntermediateOutcome {
         out: req.out.clone(),
+        pem: s.pem,
         serial: info.serial,
         fingerprint: s.fingerprint,
         head,

@@ -11,6 +11,8 @@ use crate::ceremony::config::{
     DEFAULT_ROOT_VALIDITY, DEFAULT_TRANSCRIPT,
 };
 use crate::ceremony::journal::journal_path;
+use std::io::Write;
+
 use crate::ceremony::{self, SignIntermediateRequest};
 use crate::cli::common::print_json;
 use crate::cli::Global;
@@ -152,6 +154,7 @@ const SIGN_AFTER_HELP: &str = "\
 Examples:
   hsm-demo key-ceremony sign-intermediate --csr intermediate.csr --out intermediate.pem
   hsm-demo key-ceremony sign-intermediate --ceremony-dir /media/usb/ceremony --csr pca.csr --out pca.pem --validity 5y
+  hsm-demo key-ceremony sign-intermediate --csr pca.csr --out - > pca.pem   # PEM on stdout, steps on stderr
   openssl verify -CAfile ceremony/root.pem intermediate.pem
 
 The CSR (EC P-256/P-384 or RSA >= 2048, e.g. an AWS Private CA SUBORDINATE CA's) must carry a
@@ -168,7 +171,7 @@ pub struct SignArgs {
     #[arg(long, value_name = "FILE")]
     pub csr: PathBuf,
 
-    /// Where to write the signed certificate (PEM; must not exist)
+    /// Where to write the signed certificate (PEM; must not exist); `-` prints it on stdout
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 
@@ -351,7 +354,18 @@ fn sign_intermediate(s: SignArgs, g: &Global) -> Result<()> {
         path_len: s.path_len,
         operators: ceremony::operators_or_default(&s.operators),
     };
-    let mut out = std::io::stdout().lock();
-    ceremony::sign_intermediate(&req, &g.connect_options(), &mut out)?;
+    // With `--out -` the certificate is the only thing on stdout; the steps go to stderr.
+    let to_stdout = crate::fsutil::is_stdout(&req.out);
+    let outcome = if to_stdout {
+        ceremony::sign_intermediate(&req, &g.connect_options(), &mut std::io::stderr().lock())?
+    } else {
+        ceremony::sign_intermediate(&req, &g.connect_options(), &mut std::io::stdout().lock())?
+    };
+    if to_stdout {
+        let mut so = std::io::stdout().lock();
+        so.write_all(outcome.pem.as_bytes())
+            .and_then(|()| so.flush())
+            .map_err(|e| Error::io("cannot write the certificate to stdout", e))?;
+    }
     Ok(())
 }
