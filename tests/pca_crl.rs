@@ -175,3 +175,89 @@ fn no_crl_a_forged_crl_and_another_cas_crl_are_errors() {
     let err = one_line_failure(&env, "other.crl");
     assert!(err.contains("not by this CA"), "{err}");
 }
+
+fn revoke_cmd(env: &PcaEnv, serial: &str, wait: &str) -> assert_cmd::Command {
+    let mut c = env.cmd();
+    c.args([
+        "pca",
+        "revoke",
+        "--serial",
+        serial,
+        "--reason",
+        "key-compromise",
+    ])
+    .args(["--wait-crl", wait]);
+    c
+}
+
+fn registry_status(env: &PcaEnv, device: &str) -> String {
+    env.show(device)["current"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn revoke_wait_crl_waits_for_the_crl_that_lists_the_serial() {
+    let env = PcaEnv::new();
+    let bucket = format!("crl-{}", env.table.to_lowercase());
+    enable_crl(&env, env.ca(), &bucket);
+    // The stand-in publishes the CRL 3 s after the revocation (AWS: about 30 minutes).
+    common::standin::set_switches_for(
+        &env.endpoint,
+        &env.akid,
+        serde_json::json!({"crl_delay_seconds": 3}),
+    );
+    let serial = env.provision("wait-1")["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = revoke_cmd(&env, &serial, "60").assert().success();
+    let (out, err) = (stdout_of(&a), stderr_of(&a));
+    assert!(out.contains(&format!("revoked serial {serial}")), "{out}");
+    assert!(
+        out.contains(&format!("lists serial {serial}: revoked (key-compromise")),
+        "{out}"
+    );
+    // It read the CRL at least once before the stand-in had published the new one.
+    assert!(err.contains("does not list it yet"), "{err}");
+    let v = crl_json(&env, &["--serial", &serial]);
+    assert_eq!(v["serial"]["revoked"], true, "{v}");
+
+    // Too short a wait: the revocation stands, the command fails in one line saying so.
+    common::standin::set_switches_for(
+        &env.endpoint,
+        &env.akid,
+        serde_json::json!({"crl_delay_seconds": 600}),
+    );
+    let serial2 = env.provision("wait-2")["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = revoke_cmd(&env, &serial2, "2").assert().code(1);
+    let err = stderr_of(&a);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(&format!("serial {serial2} is revoked, but")),
+        "{err}"
+    );
+    assert_eq!(registry_status(&env, "wait-2"), "REVOKED");
+}
+
+#[test]
+fn revoke_wait_crl_on_a_ca_without_crl_revokes_nothing() {
+    let env = PcaEnv::new();
+    let serial = env.provision("nocrl-1")["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = revoke_cmd(&env, &serial, "5").assert().code(1);
+    let err = stderr_of(&a);
+    assert!(
+        err.starts_with("error: ")
+            && err.trim_end().lines().count() == 1
+            && err.contains("publishes no CRL"),
+        "{err}"
+    );
+    assert_eq!(registry_status(&env, "nocrl-1"), "ISSUED");
+}

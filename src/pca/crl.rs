@@ -18,6 +18,9 @@ use crate::pca::aws::{map_sdk_error, AwsClients, Service};
 use crate::pca::ids::{CaArn, Serial};
 use crate::pca::revoke::REASONS;
 
+/// S3's code for a missing object: the CA has not written its CRL yet.
+pub const NO_SUCH_KEY: &str = "NoSuchKey";
+
 /// Largest CRL accepted (a CRL entry is ~50 bytes: 2 million revocations).
 pub const MAX_CRL_BYTES: usize = 100 * 1024 * 1024;
 
@@ -222,9 +225,13 @@ pub async fn download(s3: &aws_sdk_s3::Client, loc: &CrlLocation) -> Result<Vec<
         .map_err(|e| {
             let svc = e.as_service_error();
             if svc.is_some_and(|s| s.is_no_such_key()) {
-                return Error::aws(format!(
-                    "no CRL at {url} yet: PCA writes it when the CA becomes ACTIVE with CRLs enabled"
-                ));
+                return Error::Aws {
+                    message: format!(
+                        "no CRL at {url} yet: PCA writes it when the CA becomes ACTIVE with CRLs enabled"
+                    ),
+                    code: Some(NO_SUCH_KEY.into()),
+                    request_id: None,
+                };
             }
             let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
                 .unwrap_or("no error code")
@@ -264,6 +271,68 @@ pub async fn fetch(
     let der = download(&s3_client().await, &loc).await?;
     let info = inspect(&der, &ca_pem, loc, serial, OffsetDateTime::now_utc())?;
     Ok((info, der))
+}
+
+/// Polls the CA's CRL until it lists `serial` (`pca revoke --wait-crl`): first after 1 s, then
+/// doubling up to 30 s, until `timeout`. A CRL not written yet counts as not listing it; any other
+/// failure (a CRL that does not verify, CRLs disabled) ends the wait at once. `on_wait` is told
+/// each time the CRL was read without the serial (its number and thisUpdate).
+pub async fn wait_listed(
+    clients: &AwsClients,
+    arn: &CaArn,
+    serial: &Serial,
+    timeout: std::time::Duration,
+    mut on_wait: impl FnMut(&CrlInfo),
+) -> Result<CrlInfo> {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + timeout;
+    let loc = locate(clients, arn).await?;
+    let ca_pem = ca_certificate(clients, arn).await?;
+    let s3 = s3_client().await;
+    let mut pause = Duration::from_secs(1);
+    let mut last: Option<CrlInfo> = None;
+    loop {
+        match download(&s3, &loc).await {
+            Ok(der) => {
+                let now = OffsetDateTime::now_utc();
+                let info = inspect(&der, &ca_pem, loc.clone(), Some(serial), now)?;
+                if info.serial.as_ref().is_some_and(|s| s.revoked) {
+                    return Ok(info);
+                }
+                on_wait(&info);
+                last = Some(info);
+            }
+            Err(e) if e.aws_code() == Some(NO_SUCH_KEY) => {}
+            Err(e) => return Err(e),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(not_listed(&loc, serial, timeout, last.as_ref()));
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn not_listed(
+    loc: &CrlLocation,
+    serial: &Serial,
+    timeout: std::time::Duration,
+    last: Option<&CrlInfo>,
+) -> Error {
+    let seen = last.map_or("no CRL was written".to_string(), |i| {
+        format!(
+            "the last CRL (number {}, thisUpdate {}) does not list it",
+            i.crl_number.as_deref().unwrap_or("none"),
+            i.this_update
+        )
+    });
+    Error::aws(format!(
+        "serial {serial} is revoked, but s3://{}/{} did not list it within {} s: {seen}; PCA updates a CRL about 30 minutes after a revocation (check later with pca crl --serial {serial})",
+        loc.bucket,
+        loc.key,
+        timeout.as_secs()
+    ))
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ pub async fn revoke(
 }
 
 /// The serial marker to revoke: the one of `ca_arn`, or the only one.
-async fn find_marker(
+pub async fn find_marker(
     registry: &Registry,
     serial: &Serial,
     ca_arn: Option<&str>,
