@@ -10,7 +10,6 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserialization
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use aws_smithy_types::date_time::{DateTime, Format};
 
 use super::Check;
 
@@ -65,12 +64,7 @@ impl Intercept for DateCapture {
     }
 }
 
-/// Our clock minus the server's, in seconds (positive: ours is ahead), from an HTTP `Date`.
-pub fn skew_seconds(date: &str, at: SystemTime) -> Option<f64> {
-    let server = DateTime::from_str(date.trim(), Format::HttpDate).ok()?;
-    let ours = DateTime::from(at);
-    Some(ours.as_secs_f64() - server.as_secs_f64())
-}
+pub use crate::pca::aws_auth::skew_seconds;
 
 /// The `clock` check from a response's `Date` header. The header has a resolution of one second.
 pub fn clock_check(endpoint: &str, seen: &Seen) -> Check {
@@ -90,7 +84,7 @@ pub fn clock_check(endpoint: &str, seen: &Seen) -> Check {
         Check::fail(
             "clock",
             text,
-            "AWS refuses signatures more than 5 minutes off (RequestTimeTooSkewed): sync the clock (chrony/NTP)",
+            "AWS refuses signatures more than 5 minutes off; the SDK measures the offset and signs again (one more attempt per call), but other AWS tools and every certificate validity check on this host do not: sync the clock (chrony/NTP)",
         )
     } else if abs >= WARN_SKEW {
         Check::warn(

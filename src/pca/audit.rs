@@ -281,6 +281,9 @@ pub async fn download(
         .send()
         .await
         .map_err(|e| {
+            if let Some(refused) = crate::pca::aws_auth::refusal("S3 GetObject", &e) {
+                return refused;
+            }
             let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
                 .unwrap_or("no error code")
                 .to_string();

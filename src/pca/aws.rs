@@ -739,6 +739,11 @@ where
         SdkError::ServiceError(se) => {
             let err = se.err();
             let code = err.code().unwrap_or("UnknownError");
+            if let Some(refused) =
+                crate::pca::aws_auth::refusal(&format!("{} {op}", service.name()), &e)
+            {
+                return refused;
+            }
             let msg = err.message().unwrap_or("").replace(['\n', '\r'], " ");
             let throttled = is_throttling_code(code);
             Error::Aws {

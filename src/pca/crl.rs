@@ -223,6 +223,9 @@ pub async fn download(s3: &aws_sdk_s3::Client, loc: &CrlLocation) -> Result<Vec<
         .send()
         .await
         .map_err(|e| {
+            if let Some(refused) = crate::pca::aws_auth::refusal("S3 GetObject", &e) {
+                return refused;
+            }
             let svc = e.as_service_error();
             if svc.is_some_and(|s| s.is_no_such_key()) {
                 return Error::Aws {

@@ -55,6 +55,8 @@ def startup_defaults() -> dict[str, Any]:
         "transact_token_window_seconds": _env_float("STANDIN_TRANSACT_TOKEN_WINDOW_SECONDS", 600.0),
         "audit_report_interval_seconds": _env_float("STANDIN_AUDIT_REPORT_INTERVAL_SECONDS", 1800.0),
         "audit_report_pending_describes": int(_env_float("STANDIN_AUDIT_REPORT_PENDING_DESCRIBES", 1)),
+        "clock_offset_seconds": _env_float("STANDIN_CLOCK_OFFSET_SECONDS", 0.0),
+        "expired_credentials": _env_bool("STANDIN_EXPIRED_CREDENTIALS"),
     }
 
 
@@ -96,7 +98,12 @@ def _validate(update: dict[str, Any]) -> dict[str, Any]:
         elif key == "fault_operations":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{key} must be a list of operation names")
-        elif key in ("issue_limit_exceeded", "reissue_serial"):
+        elif key == "clock_offset_seconds":
+            # the stand-in's clock minus the host's: any sign, at most ten years either way
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 315_360_000:
+                raise ConfigError(f"{key} must be a number of seconds (either sign, at most ten years)")
+            value = float(value)
+        elif key in ("issue_limit_exceeded", "reissue_serial", "expired_credentials"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
         elif key == "fail_issuance":
@@ -194,7 +201,8 @@ class Switches:
 
     def draw(self, akid: str | None) -> tuple[float, dict[str, Any]]:
         """A uniform random number for fault injection, from the scope's (seeded) generator, and the
-        scope's fault switches (fault_operations, fault_drop_probability, fault_5xx_probability)."""
+        scope's fault switches (fault_operations, fault_drop_probability, fault_5xx_probability) and
+        its clock and credential switches (clock_offset_seconds, expired_credentials)."""
         with self._lock:
             key = self._scope_key(akid)
             cfg = self._scopes[key] if key else self._global
@@ -207,6 +215,8 @@ class Switches:
                 "fault_operations": tuple(cfg["fault_operations"]),
                 "fault_drop_probability": cfg["fault_drop_probability"],
                 "fault_5xx_probability": cfg["fault_5xx_probability"],
+                "clock_offset_seconds": cfg["clock_offset_seconds"],
+                "expired_credentials": cfg["expired_credentials"],
             }
             return rng.random(), faults
 

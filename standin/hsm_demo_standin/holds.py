@@ -41,6 +41,9 @@ class Held:
         self.operation = operation
         self.stage = stage
         self.action = "drop"
+        # Listed by `held` once true: at once for "request", after the backend acted for "answer"
+        # (so a test that sees an answer-stage hold knows AWS has acted).
+        self.ready = stage == "request"
         self.released = threading.Event()
         self.done = threading.Event()
 
@@ -106,6 +109,12 @@ class Holds:
             if hold is not None and hold["after"] == operation:
                 self._seen_after.add(akid)
 
+    def acted(self, held: Held) -> None:
+        """The backend has processed an answer-stage hold's request: list it from now on."""
+        with self._cond:
+            held.ready = True
+            self._cond.notify_all()
+
     def wait_released(self, held: Held) -> str:
         """Blocks the request's thread until the test releases it; returns the action."""
         held.released.wait()
@@ -114,9 +123,10 @@ class Holds:
     def held(self, akid: str, wait: float) -> dict[str, Any]:
         """The requests of `akid` held now, waiting up to `wait` seconds for one to be held."""
         with self._cond:
-            self._cond.wait_for(lambda: bool(self._held.get(akid)), timeout=max(0.0, wait))
+            ready = lambda: [h for h in self._held.get(akid, []) if h.ready]  # noqa: E731
+            self._cond.wait_for(lambda: bool(ready()), timeout=max(0.0, wait))
             return {
-                "held": [h.view() for h in self._held.get(akid, [])],
+                "held": [h.view() for h in ready()],
                 "armed": self._armed.get(akid),
                 "history": list(self._log.get(akid, [])),
             }

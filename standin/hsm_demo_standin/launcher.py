@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
                 pass
 
         handler = QuietHandler
+    from . import auth
+
+    handler = auth.dated_handler(handler)
     server = make_server(
         args.host,
         port,

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__, source_digest, validation
+from . import __version__, auth, source_digest, validation
 from .config import SWITCHES, ConfigError, set_current_access_key
 from .holds import HOLDS, Held
 from .stats import CALLS, STATS
@@ -122,6 +122,7 @@ class StandinMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        auth.set_request_offset(0.0)
         if path.startswith(CONTROL_PREFIX):
             return self.control(environ, start_response, path[len(CONTROL_PREFIX) :])
         if path.startswith("/moto-api"):
@@ -134,6 +135,12 @@ class StandinMiddleware:
         CALLS.record(akid, op)
 
         draw, cfg = SWITCHES.draw(akid)
+        auth.set_request_offset(cfg["clock_offset_seconds"])
+        refused = auth.refusal(environ, cfg)
+        if refused is not None:
+            status, headers, body = refused
+            start_response(status, headers)
+            return [body]
         ops = cfg["fault_operations"]
         if not ops or (op is not None and op in ops):
             p_drop = cfg["fault_drop_probability"]
@@ -190,6 +197,7 @@ class StandinMiddleware:
                 if close is not None:
                     close()
             HOLDS.answered(held.akid, held.operation)
+            HOLDS.acted(held)
             if HOLDS.wait_released(held) == "drop":
                 return self.drop(environ, start_response)
             status, headers = captured[0]
