@@ -21,6 +21,9 @@
    speaks XML) from the call and from every later DescribeStacks of that stack.
    Known difference kept: an update rollback re-applies the previous template, so a resource that the
    failed update replaced is re-created (new physical id) rather than the original being kept.
+5. AWS::DynamoDB::Table applies PointInTimeRecoverySpecification and TimeToLiveSpecification, as
+   UpdateContinuousBackups / UpdateTimeToLive would (stock moto ignores both: a table the infra
+   creates with point-in-time recovery reports it DISABLED).
 """
 
 from __future__ import annotations
@@ -506,6 +509,31 @@ def _response_create_stack(self: Any) -> Any:
         _request.on_failure = "ROLLBACK"
 
 
+def _enabled(v: Any) -> bool:
+    """A CloudFormation Boolean: true/"true" (any case) after parameters are resolved."""
+    return v is True or (isinstance(v, str) and v.lower() == "true")
+
+
+def _table_create_cfn(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+                      region_name: str, **kwargs: Any) -> Any:
+    """moto's table creation, then the two settings it ignores, through the backend's own calls."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = cls._standin_stock_create_cfn(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    props = cloudformation_json.get("Properties", {})
+    backend = dynamodb_backends[account_id][region_name]
+    pitr = props.get("PointInTimeRecoverySpecification") or {}
+    if _enabled(pitr.get("PointInTimeRecoveryEnabled")):
+        spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
+        if "RecoveryPeriodInDays" in pitr:
+            spec["RecoveryPeriodInDays"] = int(pitr["RecoveryPeriodInDays"])
+        backend.update_continuous_backups(table.name, spec)
+    ttl = props.get("TimeToLiveSpecification") or {}
+    if "AttributeName" in ttl:
+        backend.update_time_to_live(table.name, {"Enabled": _enabled(ttl.get("Enabled")), "AttributeName": ttl["AttributeName"]})
+    return table
+
+
 def install() -> None:
     """Patch moto's CloudFormation modules (idempotent)."""
     global _installed
@@ -536,6 +564,11 @@ def install() -> None:
     backend = models.CloudFormationBackend
     backend.create_stack = _backend_create_stack
     backend.delete_stack = _backend_delete_stack
+
+    from moto.dynamodb.models.table import Table
+
+    Table._standin_stock_create_cfn = Table.create_from_cloudformation_json
+    Table.create_from_cloudformation_json = classmethod(_table_create_cfn)
 
     resp = responses.CloudFormationResponse
     resp._standin_stock_create_stack = resp.create_stack

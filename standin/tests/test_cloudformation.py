@@ -161,3 +161,29 @@ def test_stack_creates_active_ca_hierarchy_and_bucket_policy(endpoint, tmp_path)
     for arn in (out["RootArn"], out["IssuingArn"]):
         status = pca.describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]["Status"]
         assert status == "DELETED"
+
+
+def test_table_gets_point_in_time_recovery_and_ttl_from_the_template(endpoint):
+    """AWS::DynamoDB::Table's PointInTimeRecoverySpecification and TimeToLiveSpecification are
+    applied (the registry template enables PITR; doctor checks it). Stock moto ignores both."""
+    cfn = testing.client(endpoint, "cloudformation")
+    ddb = testing.client(endpoint, "dynamodb")
+    body = json.dumps({
+        "Parameters": {"Pitr": {"Type": "String", "Default": "true"}},
+        "Resources": {"T": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "TableName": "hsm-demo-cfn-pitr",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": {"Ref": "Pitr"}},
+            "TimeToLiveSpecification": {"AttributeName": "expires", "Enabled": True},
+        }}},
+    })
+    cfn.create_stack(StackName="hsm-demo-pitr", TemplateBody=body)
+    try:
+        d = ddb.describe_continuous_backups(TableName="hsm-demo-cfn-pitr")["ContinuousBackupsDescription"]
+        assert d["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED", d
+        t = ddb.describe_time_to_live(TableName="hsm-demo-cfn-pitr")["TimeToLiveDescription"]
+        assert t == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}, t
+    finally:
+        cfn.delete_stack(StackName="hsm-demo-pitr")
