@@ -268,12 +268,9 @@ fn revoked_intermediate_is_listed_and_numbers_increase() {
     assert!(vt.contains("5 seal(s)"), "{vt}");
 }
 
-/// Every bad input: one error line, non-zero exit, no CRL, the transcript unchanged, and no
-/// module loaded (the module path does not exist).
-#[test]
-fn bad_input_is_refused_before_the_hsm_with_nothing_written() {
-    let t = with_root("crl-bad", &[]);
-    let before = transcript(&t);
+/// Writes leaf.pem (an end-entity certificate, self-signed), other-root.pem (another root with
+/// the same name as ours), foreign.pem (a CA certificate that other root issued) and bad.pem.
+fn bad_certificates(t: &TestToken) {
     // An end-entity certificate (self-signed), another root with the same name as ours, and a
     // CA certificate that other root issued.
     std::fs::write(t.path("leaf.ext"), "basicConstraints=critical,CA:FALSE\n").unwrap();
@@ -285,7 +282,7 @@ fn bad_input_is_refused_before_the_hsm_with_nothing_written() {
     ] {
         let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
         ok_openssl(
-            &t,
+            t,
             &[
                 "req",
                 "-new",
@@ -332,13 +329,22 @@ fn bad_input_is_refused_before_the_hsm_with_nothing_written() {
         let mut args = vec!["x509", "-req", "-in", csr, "-days", "30", "-extfile", ext];
         args.extend_from_slice(signer);
         args.extend_from_slice(&["-out", out]);
-        ok_openssl(&t, &args);
+        ok_openssl(t, &args);
     }
     std::fs::write(
         t.path("bad.pem"),
         "-----BEGIN CERTIFICATE-----\nthis is not base64!\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
+}
+
+/// Every bad input: one error line, non-zero exit, no CRL, the transcript unchanged, and no
+/// module loaded (the module path does not exist).
+#[test]
+fn bad_input_is_refused_before_the_hsm_with_nothing_written() {
+    let t = with_root("crl-bad", &[]);
+    let before = transcript(&t);
+    bad_certificates(&t);
     std::fs::write(t.path("existing.crl"), "keep me").unwrap();
     let cases: [(&[&str], &str); 9] = [
         (

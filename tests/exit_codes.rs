@@ -110,16 +110,11 @@ fn a_command_line_error_exits_2_with_one_error_line_and_a_hint_for_every_command
     }
 }
 
-#[test]
-fn each_commands_own_checks_exit_2_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, "x").unwrap();
-    let bad_config = dir.path().join("bad.toml");
-    std::fs::write(&bad_config, "tabel = \"x\"\n").unwrap();
-    let f = file.to_str().unwrap();
+/// One invocation per command whose own checks (not clap's) must refuse it; `f` is an existing
+/// file that is not what the command expects, `bad_config` a configuration with an unknown key.
+fn own_check_cases<'a>(f: &'a str, bad_config: &'a str) -> Vec<Vec<&'a str>> {
     let arn = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555";
-    let cases: Vec<Vec<&str>> = vec![
+    vec![
         vec!["generate-key", "--label", "k", "--curve", "p521"],
         vec!["sign", "--id", "zz", "--data", "x"],
         vec!["verify", "--label", "k", "--data", "x", "--sig", "zz"],
@@ -197,8 +192,19 @@ fn each_commands_own_checks_exit_2_with_one_line() {
         ],
         vec!["doctor", "--ca-arn", "bogus"],
         vec!["man", "--out-dir", f],
-        vec!["--config", bad_config.to_str().unwrap(), "config", "show"],
-    ];
+        vec!["--config", bad_config, "config", "show"],
+        vec!["pca", "audit-reconcile", "--ca-arn", arn, "--bucket", " "],
+    ]
+}
+
+#[test]
+fn each_commands_own_checks_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "tabel = \"x\"\n").unwrap();
+    let cases = own_check_cases(file.to_str().unwrap(), bad_config.to_str().unwrap());
     let mut wrong = Vec::new();
     for args in cases {
         let out = bin()

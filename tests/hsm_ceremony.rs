@@ -367,6 +367,69 @@ fn verify_cmd(t: &TestToken, file: &Path, cert: Option<&Path>) -> assert_cmd::as
     c.assert()
 }
 
+/// The transcript `orig` (its `lines`) changed in every way verification must catch: (what,
+/// the changed text, the error expected).
+fn tampered_transcripts(orig: &str, lines: &[&str]) -> Vec<(&'static str, String, &'static str)> {
+    let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let changed = orig.replace(
+        "\"mechanism\":\"CKM_EC_KEY_PAIR_GEN\"",
+        "\"mechanism\":\"CKM_RSA_PKCS\"",
+    );
+    assert_ne!(changed, orig);
+    let mut reordered = lines.to_vec();
+    reordered.swap(1, 2);
+    let appended = {
+        let prev = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(lines[5].as_bytes()));
+        format!(
+            "{orig}{{\"seq\":6,\"time\":\"2026-01-01T00:00:00Z\",\"step\":\"note\",\"details\":{{}},\"prev\":\"{prev}\"}}\n"
+        )
+    };
+    let changed_seal_time = {
+        let mut ls: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        let v: serde_json::Value = serde_json::from_str(&ls[5]).unwrap();
+        let tm = v["time"].as_str().unwrap().to_string();
+        ls[5] = ls[5].replace(&tm, "2030-01-01T00:00:00Z");
+        ls.iter().map(|l| format!("{l}\n")).collect::<String>()
+    };
+    vec![
+        (
+            "changed entry",
+            changed,
+            "line 4 (root-certificate): prev does not match",
+        ),
+        (
+            "removed entry",
+            join(&[lines[0], lines[2], lines[3], lines[4], lines[5]]),
+            "seq is 2 where 1 was expected",
+        ),
+        (
+            "reordered entries",
+            join(&reordered),
+            "seq is 2 where 1 was expected",
+        ),
+        (
+            "appended entry",
+            appended,
+            "transcript lines 7..7 come after the last seal",
+        ),
+        (
+            "removed seal",
+            join(&lines[..5]),
+            "the transcript has no seal",
+        ),
+        (
+            "changed seal time",
+            changed_seal_time,
+            "line 6: the seal signature does not verify",
+        ),
+        (
+            "truncated line",
+            orig[..orig.len() - 10].to_string(),
+            "does not end with a newline",
+        ),
+    ]
+}
+
 #[test]
 fn transcript_verifies_and_detects_tampering() {
     let t = TestToken::new("tamper");
@@ -409,63 +472,7 @@ fn transcript_verifies_and_detects_tampering() {
         .success();
 
     let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
-    let changed = orig.replace(
-        "\"mechanism\":\"CKM_EC_KEY_PAIR_GEN\"",
-        "\"mechanism\":\"CKM_RSA_PKCS\"",
-    );
-    assert_ne!(changed, orig);
-    let mut reordered = lines.clone();
-    reordered.swap(1, 2);
-    let appended = {
-        let prev = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(lines[5].as_bytes()));
-        format!(
-            "{orig}{{\"seq\":6,\"time\":\"2026-01-01T00:00:00Z\",\"step\":\"note\",\"details\":{{}},\"prev\":\"{prev}\"}}\n"
-        )
-    };
-    let changed_seal_time = {
-        let mut ls: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        let v: serde_json::Value = serde_json::from_str(&ls[5]).unwrap();
-        let tm = v["time"].as_str().unwrap().to_string();
-        ls[5] = ls[5].replace(&tm, "2030-01-01T00:00:00Z");
-        ls.iter().map(|l| format!("{l}\n")).collect::<String>()
-    };
-    let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "changed entry",
-            changed,
-            "line 4 (root-certificate): prev does not match",
-        ),
-        (
-            "removed entry",
-            join(&[lines[0], lines[2], lines[3], lines[4], lines[5]]),
-            "seq is 2 where 1 was expected",
-        ),
-        (
-            "reordered entries",
-            join(&reordered),
-            "seq is 2 where 1 was expected",
-        ),
-        (
-            "appended entry",
-            appended,
-            "transcript lines 7..7 come after the last seal",
-        ),
-        (
-            "removed seal",
-            join(&lines[..5]),
-            "the transcript has no seal",
-        ),
-        (
-            "changed seal time",
-            changed_seal_time,
-            "line 6: the seal signature does not verify",
-        ),
-        (
-            "truncated line",
-            orig[..orig.len() - 10].to_string(),
-            "does not end with a newline",
-        ),
-    ];
+    let cases = tampered_transcripts(&orig, &lines);
     for (name, body, want) in &cases {
         std::fs::write(&f, body).unwrap();
         for cert in [Some(root.as_path()), None] {
