@@ -105,7 +105,7 @@ expect_error() { # name, expected stderr regex, args...
 s=hsm-demo-e2e-bad-$tag
 stacks+=("$s")
 expect_error "unknown key algorithm" "parameter KeyAlgorithm: 'ED25519' is not one of" --stack $s --param KeyAlgorithm=ED25519
-expect_error "intermediate validity beyond the root" "rule ValidityOrder: IntermediateValidityYears \(15\) must not exceed RootValidityYears" \
+expect_error "intermediate validity beyond the root" "rule ValidityOrder: IntermediateValidityYears \(15\) must be shorter than RootValidityYears" \
     --stack $s --param RootValidityYears=10 --param IntermediateValidityYears=15
 expect_error "offline phase 2 without the signed certificate" "rule OfflinePhase2NeedsSignedCertificate: OfflineIntermediateCertificate is required" \
     --stack $s --param RootMode=OFFLINE --param OfflinePhase=2

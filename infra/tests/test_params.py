@@ -63,23 +63,35 @@ def test_validity_out_of_range_is_named() -> None:
 
 def test_intermediate_validity_beyond_root_is_named() -> None:
     with pytest.raises(cfn_params.ParameterError,
-                       match=r"^rule ValidityOrder: IntermediateValidityYears \(12\) must not exceed RootValidityYears$"):
+                       match=r"^rule ValidityOrder: IntermediateValidityYears \(12\) must be shorter than RootValidityYears$"):
         check(RootValidityYears=10, IntermediateValidityYears=12, IssuingValidityYears=5)
 
 
 def test_issuing_validity_beyond_intermediate_is_named() -> None:
     with pytest.raises(cfn_params.ParameterError,
-                       match=r"^rule ValidityOrder: IssuingValidityYears \(6\) must not exceed IntermediateValidityYears$"):
+                       match=r"^rule ValidityOrder: IssuingValidityYears \(6\) must be shorter than IntermediateValidityYears$"):
         check(RootValidityYears=10, IntermediateValidityYears=5, IssuingValidityYears=6)
 
 
+def test_child_validity_equal_to_parent_is_refused() -> None:
+    """Private CA refuses a CA certificate ending after its issuer's; a child issued later with the
+    parent's validity in years would, so equal validity is refused before CloudFormation runs."""
+    with pytest.raises(cfn_params.ParameterError,
+                       match=r"^rule ValidityOrder: IntermediateValidityYears \(10\) must be shorter than RootValidityYears$"):
+        check(RootValidityYears=10, IntermediateValidityYears=10, IssuingValidityYears=5)
+    with pytest.raises(cfn_params.ParameterError,
+                       match=r"^rule ValidityOrder: IssuingValidityYears \(5\) must be shorter than IntermediateValidityYears$"):
+        check(RootValidityYears=10, IntermediateValidityYears=5, IssuingValidityYears=5)
+    check(RootValidityYears=10, IntermediateValidityYears=9, IssuingValidityYears=8)
+
+
 def test_validity_rule_matches_numeric_order_exhaustively() -> None:
-    """The enumerated ValidityOrder rule (CloudFormation Rules cannot compare numbers) is exactly root>=int>=iss."""
+    """The enumerated ValidityOrder rule (CloudFormation Rules cannot compare numbers) is exactly root>int>iss."""
     p = TEMPLATE["Parameters"]
     rng = {n: range(int(p[n]["MinValue"]), int(p[n]["MaxValue"]) + 1)
            for n in ("RootValidityYears", "IntermediateValidityYears", "IssuingValidityYears")}
     for r, i, s in itertools.product(*rng.values()):
-        ok = r >= i >= s
+        ok = r > i > s
         try:
             check(RootValidityYears=r, IntermediateValidityYears=i, IssuingValidityYears=s)
             accepted = True
