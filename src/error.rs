@@ -246,6 +246,10 @@ pub enum Error {
     #[error("interrupted: rerun the same command to resume")]
     Interrupted,
 
+    /// `pca audit-reconcile` found this many discrepancies (its report is already printed).
+    #[error("{0} discrepancies between the audit report and the registry")]
+    AuditDiscrepancies(usize),
+
     /// `pca expiring --fail-if-any` listed this many certificates: the CLI exits with 3.
     #[error("{0} certificate(s) end within the window")]
     ExpiringFound(usize),

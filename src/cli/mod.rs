@@ -161,7 +161,7 @@ Exit status (every command):
   0    success
   1    failure: the command ran and did not do everything asked (provision/renew --manifest: some
        devices failed; verify: the signature does not verify; doctor: a check failed;
-       verify-transcript: the transcript does not verify)
+       verify-transcript: the transcript does not verify; pca audit-reconcile: discrepancies)
   2    usage: the command line, a file it names or the configuration is invalid; one line
        `error: ...` (plus a --help hint for a command-line error); nothing was done
   3    pca expiring --fail-if-any: some device is listed

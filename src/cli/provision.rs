@@ -274,7 +274,6 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
 
     use crate::pca::aws::AwsOptions;
     use crate::pca::batch::{run_batch, BatchOptions};
-    use crate::pca::hsm_pool::HsmPool;
     use crate::pca::ids::CaArn;
     use crate::pca::issue::IssueOptions;
     use crate::pca::ratelimit::{RateLimits, Shaper};
@@ -306,18 +305,7 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
     // 2. The HSM, only when some device needs an HSM key: log in once (a wrong PIN fails here,
     // before any AWS call), then the workers.
     let hsm = if info.csrs < info.devices {
-        let copts = g.connect_options();
-        let mut main = HsmSession::open(&copts)?;
-        let pin = copts.pin.get(main.token_label())?;
-        main.login_with_pin(&pin)?;
-        let token_serial = main.token().serial.clone();
-        let pool = Arc::new(HsmPool::start(
-            main.module(),
-            Some(&token_serial),
-            &pin,
-            concurrency,
-        )?);
-        Some((main, pool))
+        Some(open_pool(g, concurrency)?)
     } else {
         None
     };
@@ -373,6 +361,22 @@ fn run_manifest(a: Args, manifest: PathBuf, g: &Global) -> Result<()> {
         drop(main);
     }
     batch_outcome(&res?, g)
+}
+
+/// Logs in once on the main session (a wrong PIN fails here, before any AWS call) and starts
+/// `workers` HSM workers on the same token.
+fn open_pool(
+    g: &Global,
+    workers: usize,
+) -> Result<(HsmSession, std::sync::Arc<crate::pca::hsm_pool::HsmPool>)> {
+    let copts = g.connect_options();
+    let mut main = HsmSession::open(&copts)?;
+    let pin = copts.pin.get(main.token_label())?;
+    main.login_with_pin(&pin)?;
+    let token_serial = main.token().serial.clone();
+    let pool =
+        crate::pca::hsm_pool::HsmPool::start(main.module(), Some(&token_serial), &pin, workers)?;
+    Ok((main, std::sync::Arc::new(pool)))
 }
 
 /// `provision --manifest M --plan`: reads the registry and the CA, prints the plan, writes

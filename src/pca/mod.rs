@@ -20,6 +20,7 @@ macro_rules! crash_point {
     };
 }
 
+pub mod audit;
 pub mod aws;
 pub mod aws_log;
 pub mod batch;

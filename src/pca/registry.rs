@@ -39,6 +39,7 @@ pub const DEFAULT_TABLE: &str = "hsm-demo-registry";
 type Item = HashMap<String, AttributeValue>;
 
 mod renewal;
+mod serials;
 pub use renewal::{status_index as renewal_status_index, Inventory};
 
 pub use crate::pca::records::{

@@ -7,6 +7,7 @@
 use crate::cli::Global;
 use crate::error::Result;
 
+pub mod audit_reconcile;
 pub mod crl;
 pub mod csr;
 pub mod decommission;
@@ -72,6 +73,8 @@ pub enum PcaCommand {
     Reconcile(ReconcileArgs),
     /// Fetch and verify the CA's current CRL; say whether a serial is revoked
     Crl(CrlArgs),
+    /// Join the CA's audit report with the registry: orphans, unknown serials, revocation mismatches
+    AuditReconcile(audit_reconcile::AuditReconcileArgs),
     /// Retire a device: revoke its certificate, destroy its HSM key, refuse it in provision
     Decommission(DecommissionArgs),
     /// List devices whose current certificate ends within a window (expired ones included), soonest first
@@ -93,6 +96,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         PcaCommand::InitTable(a) => init_table::run(a, g),
         PcaCommand::Reconcile(a) => reconcile::run(a, g),
         PcaCommand::Crl(a) => crl::run(a, g),
+        PcaCommand::AuditReconcile(a) => audit_reconcile::run(a, g),
         PcaCommand::Decommission(a) => decommission::run(a, g),
         PcaCommand::Expiring(a) => expiring::run(a, g),
         PcaCommand::Metrics(a) => metrics::run(a, g),
