@@ -325,13 +325,36 @@ fn is_allow_of(statement: &str, action: &str) -> bool {
     statement.contains("Effect: Allow") && actions(statement).contains(action)
 }
 
-/// Does some Allow statement of `policy` grant `action` on a resource line containing `resource`?
+/// The resources of a statement: its `Resource:` line and, for a block list, the `- ` lines under it.
+fn resource_lines(statement: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut indent = None;
+    for l in statement.lines() {
+        let i = l.len() - l.trim_start().len();
+        if l.trim_start().starts_with("Resource:") {
+            indent = Some(i);
+            out.push(l);
+        } else if indent.is_some_and(|r| i > r && l.trim_start().starts_with("- ")) {
+            out.push(l);
+        } else {
+            indent = None;
+        }
+    }
+    out
+}
+
+/// Does some Allow statement of `policy` grant `action` on a resource containing `resource`?
 fn grants_on(policy: &str, action: &str, resource: &str) -> bool {
-    statements(policy).iter().any(|s| {
-        is_allow_of(s, action)
-            && s.lines()
-                .any(|l| l.trim_start().starts_with("Resource:") && l.contains(resource))
-    })
+    statements(policy)
+        .iter()
+        .any(|s| is_allow_of(s, action) && resource_lines(s).iter().any(|l| l.contains(resource)))
+}
+
+/// The exact ARN of a CA's CRL object (PCA writes `crl/<ca-id>.crl`), as the template spells it.
+fn crl_object(ca: &str) -> String {
+    format!(
+        "[\"${{CrlBucket.Arn}}/crl/${{CaId}}.crl\", {{CaId: !Select [1, !Split [\"/\", !Ref {ca}]]}}]"
+    )
 }
 
 fn read_template() -> String {
@@ -509,20 +532,21 @@ fn a_policy_granting_revoke_certificate_also_grants_the_crl_write() {
     );
     for p in revoking {
         assert!(
-            grants_on(p, "s3:PutObject", "${CrlBucket.Arn}/crl/*"),
-            "a policy grants RevokeCertificate but not s3:PutObject on the CRL objects \
-             (${{CrlBucket.Arn}}/crl/*):\n{p}"
+            grants_on(p, "s3:PutObject", &crl_object("IssuingCA")),
+            "a policy grants RevokeCertificate but not s3:PutObject on the issuing CA's CRL \
+             object {}:\n{p}",
+            crl_object("IssuingCA")
         );
-        // least privilege: the write is limited to the CRL prefix, never the whole bucket
+        // least privilege: the write names CRL objects exactly, never a prefix or the bucket
         for s in statements(p) {
             if is_allow_of(s, "s3:PutObject") {
                 assert!(
-                    s.lines()
-                        .filter(|l| l.trim_start().starts_with("Resource:"))
-                        .all(|l| l.contains("${CrlBucket.Arn}/crl/*")
-                            && !l.contains("${CrlBucket.Arn}/*")
-                            && !l.contains("GetAtt CrlBucket.Arn")),
-                    "an S3 write of a revoking policy reaches beyond crl/*:\n{s}"
+                    resource_lines(s)
+                        .iter()
+                        .all(|l| l.contains(&crl_object("IssuingCA"))
+                            || l.contains(&crl_object("IntermediateCA"))
+                            || l.trim_end().ends_with("Resource:")),
+                    "an S3 write of a revoking policy reaches beyond the CRL objects:\n{s}"
                 );
             }
         }
@@ -543,8 +567,9 @@ fn crl_and_audit_policies_grant_what_their_commands_call_on_the_right_resources(
         );
     }
     assert!(
-        grants_on(crl, "s3:GetObject", "${CrlBucket.Arn}/crl/*"),
-        "{crl}"
+        grants_on(crl, "s3:GetObject", &crl_object("IssuingCA"))
+            && grants_on(crl, "s3:GetObject", &crl_object("IntermediateCA")),
+        "CrlReadPolicy must read both CAs' CRL objects:\n{crl}"
     );
 
     let audit = resource(&template, "AuditPolicy");
@@ -561,7 +586,8 @@ fn crl_and_audit_policies_grant_what_their_commands_call_on_the_right_resources(
         grants_on(
             audit,
             "s3:GetObject",
-            "${AuditReportBucket.Arn}/audit-report/*"
+            "[\"${AuditReportBucket.Arn}/audit-report/${CaId}/*\", \
+             {CaId: !Select [1, !Split [\"/\", !Ref IssuingCA]]}]"
         ),
         "{audit}"
     );
