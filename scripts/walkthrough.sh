@@ -185,13 +185,21 @@ heading "§6.2 IAM: the real policies (infra/templates/hierarchy.yaml)"
 say "revocation is a separate policy: the provisioning role cannot revoke"
 hsm pca revoke --serial "$SERIAL" --reason superseded
 iam RevocationPolicy RevokeDeviceCertificates
+iam RevocationPolicy CallerMayWriteTheCrl
 iam RevocationPolicy RegistryMarkRevoked
 hsm pca show --device-id "$DEVICE"
+say "the revocation reaches relying parties through the CA's CRL (the stand-in publishes it at once; AWS in ~30 min)"
+hsm pca crl --ca-arn "$CA_ARN" --serial "$SERIAL"
+iam CrlReadPolicy ReadCrlObjects
 say "re-provisioning after the revocation issues generation 1 (same HSM key: reason was superseded, not key-compromise)"
 hsm provision --ca-arn "$CA_ARN" --device-id "$DEVICE" --san-uri "$SPIFFE_ID" --out-dir certs
 hsm pca show --device-id "$DEVICE"
-say "operator check: unfinished issuances (a Scan: operators' tool, granted to neither policy)"
+say "operator check: unfinished issuances (a Scan: an operators' tool, granted to neither the provisioning nor the revocation policy)"
 hsm pca reconcile
+say "auditor check: the CA's own audit report (every certificate it issued or revoked) joined with the registry"
+hsm pca audit-reconcile --ca-arn "$CA_ARN" --bucket "$(json_get AuditReportBucket <"$WORK/outputs.json")"
+iam AuditPolicy AuditReportsOfTheIssuingCa
+iam AuditPolicy RegistryReads
 
 printf '\n%swalkthrough OK%s in %s s; ' "$B" "$N" "$(( $(date +%s) - START ))"
 say "removing stack $STACK, table $TABLE and the token directory"

@@ -5,7 +5,9 @@
 # CSR (`key-ceremony sign-intermediate`) and whose transcript must verify and record that signing; in
 # both modes `hsm-demo provision` issues a device certificate from the stack's issuing CA and table that
 # `openssl verify -x509_strict -purpose sslclient` accepts up to the independent root (the ceremony's
-# root.pem / GetCertificateAuthorityCertificate of the PCA root) and that the registry holds; a second
+# root.pem / GetCertificateAuthorityCertificate of the PCA root) and that the registry holds; `pca revoke`
+# revokes it and `pca crl` finds it on the CA's CRL; `pca audit-reconcile` against the stack's
+# AuditReportBucket is clean (the report lists the certificate, revoked, as the registry does); a second
 # deploy updates the same hierarchy (no new CAs); destroy removes it. Prints "N passed, N failed".
 #
 # Everything is its own: stacks and tables named hsm-demo-e2e-<mode>-<tag>, a fresh SoftHSM2 token store
@@ -105,7 +107,7 @@ expect_error() { # name, expected stderr regex, args...
 s=hsm-demo-e2e-bad-$tag
 stacks+=("$s")
 expect_error "unknown key algorithm" "parameter KeyAlgorithm: 'ED25519' is not one of" --stack $s --param KeyAlgorithm=ED25519
-expect_error "intermediate validity beyond the root" "rule ValidityOrder: IntermediateValidityYears \(15\) must not exceed RootValidityYears" \
+expect_error "intermediate validity beyond the root" "rule ValidityOrder: IntermediateValidityYears \(15\) must be shorter than RootValidityYears" \
     --stack $s --param RootValidityYears=10 --param IntermediateValidityYears=15
 expect_error "offline phase 2 without the signed certificate" "rule OfflinePhase2NeedsSignedCertificate: OfflineIntermediateCertificate is required" \
     --stack $s --param RootMode=OFFLINE --param OfflinePhase=2
@@ -200,6 +202,31 @@ PYEOF
                 || bad "$mode: registry has serial $reg ($st), certificate has $serial"
         else
             bad "$mode: pca show failed: $(cat "$T/$lc-show.err")"
+        fi
+
+        # Revocation reaches relying parties: pca revoke, then the CA's CRL (fetched from its bucket,
+        # signature verified) lists the serial. The stand-in publishes crl/<ca-id>.crl after each
+        # revocation (AWS: within about 30 minutes).
+        if "$hsm" pca revoke --serial "$serial" --reason key-compromise --ca-arn "$ca_arn" --table "$table" \
+                >"$T/$lc-revoke.log" 2>&1; then
+            ok "$mode: hsm-demo pca revoke --reason key-compromise revoked $serial"
+            if "$hsm" pca crl --ca-arn "$ca_arn" --serial "$serial" >"$T/$lc-crl.txt" 2>&1 \
+                    && grep -Eiq "^serial $serial: revoked \(key-compromise, " "$T/$lc-crl.txt"; then
+                ok "$mode: hsm-demo pca crl: $(grep -i "^serial " "$T/$lc-crl.txt")"
+            else
+                bad "$mode: the CRL does not list $serial as revoked: $(cat "$T/$lc-crl.txt")"
+            fi
+        else
+            bad "$mode: hsm-demo pca revoke failed: $(tail -3 "$T/$lc-revoke.log")"
+        fi
+
+        # The CA's audit report (PCA's own list of what it issued and revoked) agrees with the registry.
+        reports=$(json_get "$out" AuditReportBucket)
+        if "$hsm" pca audit-reconcile --ca-arn "$ca_arn" --bucket "$reports" --table "$table" \
+                >"$T/$lc-audit.txt" 2>&1; then
+            ok "$mode: hsm-demo pca audit-reconcile is clean (exit 0): $(head -1 "$T/$lc-audit.txt")"
+        else
+            bad "$mode: pca audit-reconcile (rc=$?): $(cat "$T/$lc-audit.txt")"
         fi
     else
         bad "$mode: hsm-demo provision failed: $(tail -3 "$T/$lc-provision.log")"

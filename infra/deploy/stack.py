@@ -177,12 +177,20 @@ def destroy(stack_name: str, local_registry_cleanup: bool) -> None:
         raise Fail(f"stack {stack_name}: delete failed: {_failure_reasons(cfn, stack_name)}") from None
     print(f"stack {stack_name}: deleted", file=sys.stderr)
     table = outs.get("TableName")
-    if table and local_registry_cleanup:
+    reports = outs.get("AuditReportBucket")
+    if (table or reports) and local_registry_cleanup:
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
         if not _is_local(endpoint):
-            print(f"registry table {table} retained (DeletionPolicy Retain; endpoint is not the local stand-in)",
-                  file=sys.stderr)
+            print(f"registry table {table} and audit-report bucket {reports} retained (DeletionPolicy Retain; "
+                  "endpoint is not the local stand-in)", file=sys.stderr)
             return
+        if reports:  # emptied above
+            try:
+                s3.delete_bucket(Bucket=reports)
+                print(f"audit-report bucket {reports}: deleted (local stand-in)", file=sys.stderr)
+            except s3.exceptions.NoSuchBucket:
+                pass
+    if table and local_registry_cleanup:
         ddb = sess.client("dynamodb")
         try:
             ddb.update_table(TableName=table, DeletionProtectionEnabled=False)

@@ -63,23 +63,35 @@ def test_validity_out_of_range_is_named() -> None:
 
 def test_intermediate_validity_beyond_root_is_named() -> None:
     with pytest.raises(cfn_params.ParameterError,
-                       match=r"^rule ValidityOrder: IntermediateValidityYears \(12\) must not exceed RootValidityYears$"):
+                       match=r"^rule ValidityOrder: IntermediateValidityYears \(12\) must be shorter than RootValidityYears$"):
         check(RootValidityYears=10, IntermediateValidityYears=12, IssuingValidityYears=5)
 
 
 def test_issuing_validity_beyond_intermediate_is_named() -> None:
     with pytest.raises(cfn_params.ParameterError,
-                       match=r"^rule ValidityOrder: IssuingValidityYears \(6\) must not exceed IntermediateValidityYears$"):
+                       match=r"^rule ValidityOrder: IssuingValidityYears \(6\) must be shorter than IntermediateValidityYears$"):
         check(RootValidityYears=10, IntermediateValidityYears=5, IssuingValidityYears=6)
 
 
+def test_child_validity_equal_to_parent_is_refused() -> None:
+    """Private CA refuses a CA certificate ending after its issuer's; a child issued later with the
+    parent's validity in years would, so equal validity is refused before CloudFormation runs."""
+    with pytest.raises(cfn_params.ParameterError,
+                       match=r"^rule ValidityOrder: IntermediateValidityYears \(10\) must be shorter than RootValidityYears$"):
+        check(RootValidityYears=10, IntermediateValidityYears=10, IssuingValidityYears=5)
+    with pytest.raises(cfn_params.ParameterError,
+                       match=r"^rule ValidityOrder: IssuingValidityYears \(5\) must be shorter than IntermediateValidityYears$"):
+        check(RootValidityYears=10, IntermediateValidityYears=5, IssuingValidityYears=5)
+    check(RootValidityYears=10, IntermediateValidityYears=9, IssuingValidityYears=8)
+
+
 def test_validity_rule_matches_numeric_order_exhaustively() -> None:
-    """The enumerated ValidityOrder rule (CloudFormation Rules cannot compare numbers) is exactly root>=int>=iss."""
+    """The enumerated ValidityOrder rule (CloudFormation Rules cannot compare numbers) is exactly root>int>iss."""
     p = TEMPLATE["Parameters"]
     rng = {n: range(int(p[n]["MinValue"]), int(p[n]["MaxValue"]) + 1)
            for n in ("RootValidityYears", "IntermediateValidityYears", "IssuingValidityYears")}
     for r, i, s in itertools.product(*rng.values()):
-        ok = r >= i >= s
+        ok = r > i > s
         try:
             check(RootValidityYears=r, IntermediateValidityYears=i, IssuingValidityYears=s)
             accepted = True
@@ -127,6 +139,12 @@ def test_every_checkov_skip_is_justified_in_place() -> None:
         assert len(str(s.get("comment", "")).strip()) >= 40, f"{name}: skip {s.get('id')} needs a reason"
 
 
+def crl_object(ca: str) -> dict:
+    """The exact ARN of a CA's CRL object, crl/<ca-id>.crl in the CRL bucket."""
+    return {"Fn::Sub": ["${CrlBucket.Arn}/crl/${CaId}.crl",
+                        {"CaId": {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": ca}]}]}}]}
+
+
 def test_provisioning_policy_grants_exactly_the_documented_actions() -> None:
     """The design doc quotes these; a change here must be a deliberate one."""
     stmts = TEMPLATE["Resources"]["ProvisioningPolicy"]["Properties"]["PolicyDocument"]["Statement"]
@@ -148,7 +166,34 @@ def test_provisioning_policy_grants_exactly_the_documented_actions() -> None:
         "RevokeDeviceCertificates": (["acm-pca:GetCertificate", "acm-pca:RevokeCertificate"], issuing),
         "RegistryMarkRevoked": (["dynamodb:Query", "dynamodb:UpdateItem"], table),
         "RegistryRecordCompromisedKey": (["dynamodb:PutItem"], table),
+        # RevokeCertificate's caller must be able to write the CRL: the issuing CA's object only
+        "CallerMayWriteTheCrl": (["s3:PutObject"], crl_object("IssuingCA")),
     }
     # The revocation role may put only compromised-key items, never a device's or a serial's.
     record = next(s for s in revoke if s["Sid"] == "RegistryRecordCompromisedKey")
     assert record["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["KEY#*"]}}
+
+
+def test_crl_read_and_audit_policies_grant_exactly_the_documented_actions() -> None:
+    """pca crl and pca audit-reconcile (the design doc quotes these)."""
+    def grants(name: str) -> dict:
+        stmts = TEMPLATE["Resources"][name]["Properties"]["PolicyDocument"]["Statement"]
+        assert all(s["Effect"] == "Allow" for s in stmts)
+        return {s["Sid"]: (sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]), s["Resource"])
+                for s in stmts}
+    issuing = {"Fn::GetAtt": ["IssuingCA", "Arn"]}
+    intermediate = {"Fn::GetAtt": ["IntermediateCA", "Arn"]}
+    assert grants("CrlReadPolicy") == {
+        "LocateCrlAndCaCertificate": (["acm-pca:DescribeCertificateAuthority",
+                                       "acm-pca:GetCertificateAuthorityCertificate"], [issuing, intermediate]),
+        "ReadCrlObjects": (["s3:GetObject"], [crl_object("IssuingCA"), crl_object("IntermediateCA")]),
+    }
+    reports = {"Fn::Sub": ["${AuditReportBucket.Arn}/audit-report/${CaId}/*",
+                           {"CaId": {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "IssuingCA"}]}]}}]}
+    assert grants("AuditPolicy") == {
+        "AuditReportsOfTheIssuingCa": (["acm-pca:CreateCertificateAuthorityAuditReport",
+                                        "acm-pca:DescribeCertificateAuthorityAuditReport"], issuing),
+        "ReadAndWriteAuditReports": (["s3:GetObject", "s3:PutObject"], reports),
+        "RegistryReads": (["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
+                          {"Fn::GetAtt": ["RegistryTable", "Arn"]}),
+    }

@@ -26,16 +26,17 @@ def source_digest() -> str:
 
 def install() -> None:
     """Patch moto's ACM PCA backend, register our CloudFormation types, fix its CloudFormation engine,
-    isolate DynamoDB transactions, cache per-request work moto repeats (idempotent)."""
+    isolate DynamoDB transactions, evaluate S3 bucket-policy conditions, cache per-request work moto repeats (idempotent)."""
     global _installed
     if _installed:
         return
-    from . import acmpca, audit, cfn, cfn_fixes, config, dynamodb, lifecycle, moto_fast
+    from . import acmpca, audit, cfn, cfn_fixes, config, dynamodb, lifecycle, moto_fast, s3_policy
 
     moto_fast.install()
     acmpca.install()
     lifecycle.install()
     audit.install()
+    s3_policy.install()
     dynamodb.install()
     cfn.install()
     cfn_fixes.install()
