@@ -168,6 +168,10 @@ def test_provisioning_policy_grants_exactly_the_documented_actions() -> None:
         "RegistryRecordCompromisedKey": (["dynamodb:PutItem"], table),
         # RevokeCertificate's caller must be able to write the CRL: the issuing CA's object only
         "CallerMayWriteTheCrl": (["s3:PutObject"], crl_object("IssuingCA")),
+        # pca revoke --wait-crl reads the CRL back until it lists the serial
+        "WaitForTheCrl": (["acm-pca:DescribeCertificateAuthority", "acm-pca:GetCertificateAuthorityCertificate"],
+                          issuing),
+        "ReadTheCrl": (["s3:GetObject"], crl_object("IssuingCA")),
     }
     # The revocation role may put only compromised-key items, never a device's or a serial's.
     record = next(s for s in revoke if s["Sid"] == "RegistryRecordCompromisedKey")
