@@ -29,6 +29,8 @@ localstack-up:
 # The stand-in's own tests: each starts its own server on a free port (no need for aws-up).
 test-standin: deps-py deps-apt
 	@cd $(ROOT)/standin && $(PY) -m pytest -q -p no:cacheprovider
+	@echo "== the same tests with the stand-in's CPU-only patches off (STANDIN_NO_SPEEDUPS=1)"
+	@cd $(ROOT)/standin && STANDIN_TEST_NO_SPEEDUPS=1 $(PY) -m pytest -q -p no:cacheprovider
 TEST_TARGETS += test-standin
 
 # The testcontainers fixture cannot run here (no Docker engine): CI at least compiles it.

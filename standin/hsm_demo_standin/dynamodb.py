@@ -340,12 +340,13 @@ def _install_query_partition() -> None:
     Table.query = query  # type: ignore[method-assign]
 
 
-def install() -> None:
+def install(speedups: bool = True) -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     from . import dynamodb_fast, dynamodb_tokens
 
-    dynamodb_fast.install()
+    if speedups:
+        dynamodb_fast.install()
     dynamodb_tokens.install()
     _install_query_partition()
     current = DynamoDBBackend.transact_write_items

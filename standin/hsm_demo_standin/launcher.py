@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 EXIT_STARTUP = 2
-MOTO_VERSION = "5.2.5"
 
 
 def fail(msg: str) -> None:
@@ -127,11 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         )
         from werkzeug.serving import make_server
     except ImportError as e:
-        fail(f"moto[server]=={MOTO_VERSION} is not importable from {sys.executable} ({e}); run `make deps-py`")
-    if moto.__version__ != MOTO_VERSION:
-        fail(f"{sys.executable} has moto {moto.__version__}; the plugin is written for moto {MOTO_VERSION} (run `make deps-py`)")
+        fail(f"moto[server] is not importable from {sys.executable} ({e}); run `make deps-py`")
 
-    from . import install
+    from . import check_moto_version, install
+
+    try:
+        check_moto_version()
+    except (RuntimeError, OSError) as e:
+        fail(f"{sys.executable}: {e}")
     from .middleware import StandinMiddleware
 
     install()

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__, auth, source_digest, validation
+from . import __version__, auth, source_digest, speedups_enabled, validation
 from .config import SWITCHES, ConfigError, set_current_access_key
 from .holds import HOLDS, Held
 from .stats import CALLS, STATS
@@ -100,6 +100,7 @@ class StandinMiddleware:
         self.app = app
         # route key -> moto's backend (Flask) app for it; see _route_key
         self._apps: dict[tuple[str, str, str], Callable[..., Iterable[bytes]]] = {}
+        self._cache_routes = speedups_enabled()
 
     def dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """moto's DomainDispatcherApplication, with its answer cached for DynamoDB / ACM PCA calls,
@@ -108,7 +109,7 @@ class StandinMiddleware:
         if refused is not None:
             return _json(start_response, "400 Bad Request", {"__type": refused[0], "message": refused[1]})
         get_application = getattr(self.app, "get_application", None)
-        key = _route_key(environ) if get_application is not None else None
+        key = _route_key(environ) if get_application is not None and self._cache_routes else None
         if key is None:
             return self.app(environ, start_response)
         app = self._apps.get(key)
@@ -225,7 +226,8 @@ class StandinMiddleware:
     ) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if sub in ("", "/", "/info") and method == "GET":
-            return _json(start_response, "200 OK", {"standin": "hsm-demo", "version": __version__, "source": source_digest()})
+            return _json(start_response, "200 OK", {"standin": "hsm-demo", "version": __version__, "source": source_digest(),
+                                                   "speedups": speedups_enabled()})
         if sub == "/config" and method == "GET":
             return _json(start_response, "200 OK", SWITCHES.snapshot())
         if sub == "/config" and method == "POST":

@@ -1,6 +1,7 @@
 """One stand-in per test session, started through the launcher on a free port.
 
-STANDIN_TEST_STOCK=1 runs the same tests against stock `moto_server`: every test of a behaviour
+STANDIN_TEST_NO_SPEEDUPS=1 runs them against a stand-in whose CPU-only patches are off (they must
+pass both ways). STANDIN_TEST_STOCK=1 runs the same tests against stock `moto_server`: every test of a behaviour
 the plugin adds fails there (that's what the plugin is for); the tests that pin the plugin's
 speed-ups against stock moto's answers (test_fast_paths.py) pass on both. Tests isolate themselves by creating their own CAs and by
 scoping run-time switches to their own access key id.
@@ -19,7 +20,9 @@ _keys = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def server():
-    s = testing.start_server(stock=STOCK)
+    # STANDIN_TEST_NO_SPEEDUPS=1: the same tests against a stand-in without its CPU-only patches.
+    extra = {"STANDIN_NO_SPEEDUPS": "1"} if os.environ.get("STANDIN_TEST_NO_SPEEDUPS") == "1" else None
+    s = testing.start_server(extra_env=extra, stock=STOCK)
     yield s
     s.stop()
 

@@ -138,3 +138,42 @@ def test_aws_up_warns_about_a_standin_running_older_code(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "runs older plugin code" in r.stderr and "make aws-down aws-up" in r.stderr
     assert not (tmp_path / "pid").exists()
+
+
+def test_moto_version_has_one_source_and_install_refuses_another(monkeypatch):
+    """requirements.txt pins moto; the package reads the pin from there, the venv has exactly it,
+    and install() (like the launcher) refuses any other version before patching anything."""
+    import re
+
+    import moto
+
+    import hsm_demo_standin as standin
+
+    pins = [l for l in standin.REQUIREMENTS.read_text().splitlines() if re.match(r"moto(\[|==)", l)]
+    assert pins == [f"moto[server]=={standin.moto_version()}"], pins
+    assert moto.__version__ == standin.moto_version()
+    monkeypatch.setattr(moto, "__version__", "0.0.1")
+    try:
+        standin.check_moto_version()
+    except RuntimeError as e:
+        assert "moto 0.0.1 is installed" in str(e) and standin.moto_version() in str(e), e
+    else:
+        raise AssertionError("another moto version was accepted")
+
+
+def test_speedups_switch_is_reported(endpoint):
+    """STANDIN_NO_SPEEDUPS=1 turns the CPU-only patches off; the info endpoint says which is running."""
+    import json
+    import urllib.request
+
+    def info(url):
+        with urllib.request.urlopen(f"{url}/_standin/info", timeout=10) as r:
+            return json.loads(r.read())
+
+    expected = os.environ.get("STANDIN_TEST_NO_SPEEDUPS") != "1"
+    assert info(endpoint)["speedups"] is expected
+    other = testing.start_server(extra_env={"STANDIN_NO_SPEEDUPS": "1" if expected else "0"})
+    try:
+        assert info(other.url)["speedups"] is (not expected)
+    finally:
+        other.stop()
