@@ -9,14 +9,9 @@ mod pca_support;
 use common::stderr_of;
 use pca_support::PcaEnv;
 
-fn one_line_error(env: &PcaEnv, args: &[&str]) -> String {
+fn refused(env: &PcaEnv, args: &[&str]) -> String {
     let a = env.cmd().args(args).assert().code(1);
-    let err = stderr_of(&a);
-    assert!(
-        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-        "{err}"
-    );
-    err
+    common::one_line_error(&a, "")
 }
 
 fn switch(env: &PcaEnv, v: serde_json::Value) {
@@ -68,7 +63,7 @@ fn a_clock_off_by_more_than_5_minutes_is_corrected_by_the_sdk_and_named_by_docto
 fn expired_credentials_are_named_as_such() {
     let env = PcaEnv::new();
     switch(&env, serde_json::json!({"expired_credentials": true}));
-    let err = one_line_error(&env, &["pca", "list"]);
+    let err = refused(&env, &["pca", "list"]);
     assert!(
         err.contains("the AWS credentials have expired (ExpiredTokenException)"),
         "{err}"

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{stderr_of, stdout_of, TestToken};
+use common::{one_line_error, stderr_of, stdout_of, TestToken};
 
 fn openssl(t: &TestToken, args: &[&str]) -> (bool, String) {
     let out = t.tool("openssl").args(args).output().expect("openssl");
@@ -142,14 +142,6 @@ fn after(text: &str, header: &str) -> String {
         .next()
         .unwrap_or_else(|| panic!("{header} missing: {text}"));
     lines.next().unwrap().trim().to_string()
-}
-
-fn one_line_error(a: &assert_cmd::assert::Assert, want: &str) {
-    let e = stderr_of(a);
-    assert!(
-        e.lines().count() == 1 && e.starts_with("error: ") && e.contains(want),
-        "'{want}' expected in: {e}"
-    );
 }
 
 #[test]

@@ -25,11 +25,7 @@ fn sks(items: &[std::collections::HashMap<String, String>]) -> Vec<String> {
 
 /// `dev-b` is refused with one `error:` line naming the serial's owner, and left clean.
 fn assert_refused_and_clean(env: &PcaEnv, serial: &str) {
-    let a = env
-        .cmd()
-        .args(["provision", "--ca-arn", env.ca(), "--device-id", "dev-b"])
-        .assert()
-        .failure();
+    let a = env.provision_cmd("dev-b").assert().failure();
     let err = stderr_of(&a);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(

@@ -11,15 +11,14 @@ use common::standin;
 use pca_support::PcaEnv;
 
 /// Asserts failure with exactly one stderr line starting `error: ` and containing `needle`.
-fn one_line_error(a: Assert, needle: &str) -> String {
+fn refused(a: Assert, needle: &str) -> String {
     let a = a.failure();
-    let err = common::stderr_of(&a);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
-    assert!(common::stdout_of(&a).is_empty(), "stdout not empty");
-    lines[0].to_string()
+    let line = common::one_line_error(&a, needle);
+    assert!(
+        common::stdout_of(&a).is_empty(),
+        "stdout not empty on failure"
+    );
+    line
 }
 
 /// Nothing reached IssueCertificate, nothing is in the registry, no certificate file.
@@ -45,16 +44,13 @@ fn issue(env: &PcaEnv, device: &str, csr: &str, validity: &str) -> Assert {
 fn validity_30m_is_ambiguous_and_nothing_is_issued() {
     let env = PcaEnv::new();
     env.openssl_csr("ok", "ok");
-    let e = one_line_error(
+    let e = refused(
         issue(&env, "d1", "ok.csr", "30m"),
         "'30m' is ambiguous: write 30min (minutes) or 30mo (months)",
     );
     assert!(e.contains("invalid validity"), "{e}");
-    one_line_error(
-        env.cmd()
-            .args(["provision", "--ca-arn", env.ca(), "--device-id", "d2"])
-            .args(["--validity", "30m"])
-            .assert(),
+    refused(
+        env.provision_cmd("d2").args(["--validity", "30m"]).assert(),
         "is ambiguous",
     );
     no_issue_call(&env);
@@ -109,7 +105,7 @@ fn a_1_7_mb_csr_is_refused_before_any_aws_call() {
         || env.token.tool("openssl"),
         "big.csr",
     );
-    one_line_error(
+    refused(
         issue(&env, "big-1", "big.csr", "30d"),
         "CSR file big.csr is larger than 32768 bytes",
     );
@@ -123,7 +119,7 @@ fn a_1_7_mb_csr_is_refused_before_any_aws_call() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    one_line_error(
+    refused(
         issue(&env, "big-1", "big.der", "30d"),
         "larger than 32768 bytes",
     );
@@ -153,7 +149,7 @@ fn a_1_7_mb_csr_is_refused_before_any_aws_call() {
         .unwrap();
     assert!(o.status.success());
     assert!(std::fs::metadata(env.path("mid.der")).unwrap().len() < 32_768);
-    one_line_error(
+    refused(
         issue(&env, "mid-1", "mid.der", "30d"),
         "more than AWS Private CA's limit of 32768",
     );
@@ -169,11 +165,11 @@ fn one_csr_per_file_and_nothing_after_it() {
     let b = std::fs::read_to_string(env.path("b.csr")).unwrap();
     std::fs::write(env.path("two.csr"), format!("{a}{b}")).unwrap();
     std::fs::write(env.path("trail.csr"), format!("{a}garbage\n")).unwrap();
-    one_line_error(
+    refused(
         issue(&env, "t-1", "two.csr", "30d"),
         "more than one PEM block",
     );
-    one_line_error(
+    refused(
         issue(&env, "t-1", "trail.csr", "30d"),
         "bytes after its PEM block",
     );
@@ -191,7 +187,7 @@ fn one_csr_per_file_and_nothing_after_it() {
     let mut two = der("a.csr");
     two.extend(der("b.csr"));
     std::fs::write(env.path("two.der"), two).unwrap();
-    one_line_error(
+    refused(
         issue(&env, "t-1", "two.der", "30d"),
         "trailing bytes after the request",
     );
@@ -208,12 +204,12 @@ fn csr_key_types_aws_would_not_take_are_named_not_called_bad_signatures() {
         &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
         None,
     );
-    let e = one_line_error(
+    let e = refused(
         issue(&env, "k-1", "rsa1024.csr", "30d"),
         "key type not accepted: RSA 1024 bits",
     );
     assert!(!e.contains("signature"), "{e}");
-    let e = one_line_error(
+    let e = refused(
         issue(&env, "k-1", "p521.csr", "30d"),
         "key type not accepted: EC P-521",
     );
@@ -235,7 +231,7 @@ fn dns_sans_must_be_host_names() {
         "a.example.",
         &"x".repeat(64),
     ] {
-        one_line_error(
+        refused(
             env.cmd()
                 .args(["pca", "issue", "--ca-arn", env.ca(), "--device-id", "dns-1"])
                 .args(["--label", "k"])

@@ -5,23 +5,13 @@ mod common;
 
 use std::path::Path;
 
-use common::{stderr_of, stdout_of, TestToken};
+use common::{one_line_error, stderr_of, stdout_of, TestToken};
 
 fn openssl(t: &TestToken, args: &[&str]) -> (bool, String) {
     let out = t.tool("openssl").args(args).output().expect("openssl");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
-}
-
-/// Asserts a failed run printed exactly one `error: …` line containing `want`, nothing on stdout
-/// beyond step headers, and returns the line.
-fn one_line_error(a: &assert_cmd::assert::Assert, want: &str) -> String {
-    let err = stderr_of(a);
-    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(want), "'{want}' expected in: {err}");
-    err
 }
 
 fn ceremony(t: &TestToken, extra: &[&str]) -> String {

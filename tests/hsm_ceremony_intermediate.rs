@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{stderr_of, stdout_of, TestToken};
+use common::{one_line_error, stderr_of, stdout_of, TestToken};
 
 fn openssl(t: &TestToken, args: &[&str]) -> (bool, String) {
     let out = t.tool("openssl").args(args).output().expect("openssl");
@@ -51,14 +51,6 @@ fn sign(t: &TestToken, csr: &Path, out: &str, extra: &[&str]) -> assert_cmd::ass
 
 fn transcript(t: &TestToken) -> String {
     std::fs::read_to_string(t.path("ceremony/transcript.jsonl")).unwrap()
-}
-
-fn one_line_error(a: &assert_cmd::assert::Assert, want: &str) {
-    let e = stderr_of(a);
-    assert!(
-        e.lines().count() == 1 && e.starts_with("error: ") && e.contains(want),
-        "'{want}' expected in: {e}"
-    );
 }
 
 #[test]

@@ -15,12 +15,12 @@ const ROOT_REFUSED: &str =
 
 /// Asserts a failure (exit 1) with exactly one stderr line containing `want`, and nothing on
 /// stdout.
-fn one_line_error(a: assert_cmd::assert::Assert, want: &str) -> String {
-    one_line_error_code(a, 1, want)
+fn refused(a: assert_cmd::assert::Assert, want: &str) -> String {
+    refused_with(a, 1, want)
 }
 
-/// [`one_line_error`] with the exit status `code` (2: a usage error).
-fn one_line_error_code(a: assert_cmd::assert::Assert, code: i32, want: &str) -> String {
+/// [`refused`] with the exit status `code` (2: a usage error).
+fn refused_with(a: assert_cmd::assert::Assert, code: i32, want: &str) -> String {
     let (a, err) = one_line_stderr(a.code(code), want);
     assert!(
         stdout_of(&a).is_empty(),
@@ -37,10 +37,7 @@ fn one_line_stderr(
     want: &str,
 ) -> (assert_cmd::assert::Assert, String) {
     let a = a.failure();
-    let err = stderr_of(&a);
-    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(want), "'{want}' expected in: {err}");
+    let err = common::one_line_error(&a, want);
     (a, err)
 }
 
@@ -76,7 +73,7 @@ fn sign_and_pca_csr_refuse_the_root_key_and_write_nothing() {
     // A TBSCertificate-sized message: what an attacker would have the root sign.
     std::fs::write(t.path("tbs.der"), [0x30u8; 300]).unwrap();
     let before = t.scratch_files();
-    let err = one_line_error(
+    let err = refused(
         t.cmd()
             .args(["sign", "--label", "root-ca-key", "--in", "tbs.der"])
             .args(["--format", "raw"])
@@ -85,18 +82,18 @@ fn sign_and_pca_csr_refuse_the_root_key_and_write_nothing() {
     );
     assert!(err.starts_with(ROOT_REFUSED), "{err}");
     // By id, by URI, and for a CSR: the same refusal.
-    one_line_error(
+    refused(
         t.cmd().args(["sign", "--id", &id, "--data", "x"]).assert(),
         ROOT_REFUSED,
     );
-    one_line_error(
+    refused(
         t.cmd()
             .args(["sign", "--uri", "pkcs11:object=root-ca-key;type=private"])
             .args(["--data", "x"])
             .assert(),
         ROOT_REFUSED,
     );
-    one_line_error(
+    refused(
         t.cmd()
             .args(["pca", "csr", "--label", "root-ca-key", "--cn", "evil"])
             .args(["--out", "evil.csr"])
@@ -106,7 +103,7 @@ fn sign_and_pca_csr_refuse_the_root_key_and_write_nothing() {
     assert_eq!(t.scratch_files(), before, "nothing written");
     // generate-key cannot forge the mark onto an ordinary key.
     let forged = hex::encode(b"hsm-demo/ceremony/forged");
-    one_line_error_code(
+    refused_with(
         t.cmd()
             .args(["generate-key", "--label", "fake-root", "--id", &forged])
             .assert(),
@@ -135,12 +132,12 @@ fn provision_and_pca_issue_refuse_the_root_key_before_any_aws_call() {
             .assert()
     };
     // The root key as a device key: refused (the token holds a ceremony key).
-    one_line_error(
+    refused(
         provision(&["--device-id", "d1", "--key-label", "root-ca-key"]),
         "key 'root-ca-key' on token 'pca' is a key-ceremony key: provision refuses a token that holds a root CA key (keep the root on a separate token)",
     );
     // Any device on this token: refused the same way, single device and batch.
-    one_line_error(
+    refused(
         provision(&["--device-id", "d2"]),
         "provision refuses a token that holds a root CA key",
     );
@@ -149,12 +146,12 @@ fn provision_and_pca_issue_refuse_the_root_key_before_any_aws_call() {
         "device_id,cn,san_dns,san_uri,template\nm1,,,,\nm2,,,,\n",
     )
     .unwrap();
-    one_line_error(
+    refused(
         provision(&["--manifest", "fleet.csv"]),
         "provision refuses a token that holds a root CA key",
     );
     // pca issue builds the CSR from the HSM key before AWS: the signer refuses the root key.
-    one_line_error(
+    refused(
         env.cmd()
             .args(["pca", "issue", "--ca-arn", env.ca(), "--device-id", "d3"])
             .args(["--label", "root-ca-key"])

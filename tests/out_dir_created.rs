@@ -12,8 +12,7 @@ use pca_support::PcaEnv;
 #[test]
 fn provision_creates_a_missing_out_dir_with_its_parents() {
     let env = PcaEnv::new();
-    env.cmd()
-        .args(["provision", "--ca-arn", env.ca(), "--device-id", "od-1"])
+    env.provision_cmd("od-1")
         .args(["--out-dir", "certs/line-a/day-1"])
         .assert()
         .success();

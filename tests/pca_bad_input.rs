@@ -11,18 +11,14 @@ use common::standin;
 use pca_support::PcaEnv;
 
 /// Asserts failure with exactly one stderr line starting `error: ` and containing `needle`.
-fn one_line_error(a: Assert, needle: &str) -> String {
+fn refused(a: Assert, needle: &str) -> String {
     let a = a.failure();
-    let err = common::stderr_of(&a);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
+    let line = common::one_line_error(&a, needle);
     assert!(
         common::stdout_of(&a).is_empty(),
         "stdout not empty on failure"
     );
-    lines[0].to_string()
+    line
 }
 
 fn nothing_recorded(env: &PcaEnv) {
@@ -67,7 +63,7 @@ fn malformed_ca_arn() {
         "arn:aws:acm-pca:us-east-1:123:certificate-authority/x",
         "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
     ] {
-        one_line_error(issue(&env, arn, "d1", "ok.csr", "30d"), "malformed CA ARN");
+        refused(issue(&env, arn, "d1", "ok.csr", "30d"), "malformed CA ARN");
     }
     nothing_recorded(&env);
 }
@@ -78,7 +74,7 @@ fn unknown_ca() {
     make_csr(&env, "ok.csr", false);
     let arn =
         env.ca().rsplit_once('/').unwrap().0.to_string() + "/00000000-0000-4000-8000-000000000000";
-    one_line_error(issue(&env, &arn, "d1", "ok.csr", "30d"), "unknown CA");
+    refused(issue(&env, &arn, "d1", "ok.csr", "30d"), "unknown CA");
     nothing_recorded(&env);
 }
 
@@ -98,7 +94,7 @@ fn disabled_ca_and_pending_ca() {
             .send(),
     )
     .expect("disable CA");
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "ok.csr", "30d"),
         "is DISABLED, not ACTIVE",
     );
@@ -126,7 +122,7 @@ fn disabled_ca_and_pending_ca() {
         .certificate_authority_arn()
         .unwrap()
         .to_string();
-    one_line_error(
+    refused(
         issue(&env, &pending, "d1", "ok.csr", "30d"),
         "PENDING_CERTIFICATE",
     );
@@ -137,16 +133,16 @@ fn disabled_ca_and_pending_ca() {
 fn file_that_is_not_a_csr() {
     let env = PcaEnv::new();
     std::fs::write(env.path("junk.csr"), b"hello, I am not a CSR\n").unwrap();
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "junk.csr", "30d"),
         "is not a CSR",
     );
     // A certificate is not a CSR either.
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "root.pem", "30d"),
         "expected 'CERTIFICATE REQUEST'",
     );
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "missing.csr", "30d"),
         "cannot read CSR file",
     );
@@ -161,7 +157,7 @@ fn csr_whose_signature_does_not_verify() {
     let n = der.len();
     der[n - 3] ^= 0x5a; // inside the signature BIT STRING: still parses, no longer verifies
     std::fs::write(env.path("tampered.der"), &der).unwrap();
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "tampered.der", "30d"),
         "signature does not verify",
     );
@@ -173,11 +169,11 @@ fn device_id_outside_the_character_set() {
     let env = PcaEnv::new();
     make_csr(&env, "ok.csr", false);
     for bad in ["dev/1", "dev 1", "dév", "-dev", &"x".repeat(65), "a#b"] {
-        one_line_error(
+        refused(
             issue(&env, env.ca(), bad, "ok.csr", "30d"),
             "invalid device id",
         );
-        one_line_error(
+        refused(
             env.cmd()
                 .args(["provision", "--ca-arn", env.ca()])
                 .arg(format!("--device-id={bad}"))
@@ -193,12 +189,12 @@ fn validity_below_one_hour_or_malformed() {
     let env = PcaEnv::new();
     make_csr(&env, "ok.csr", false);
     for v in ["30min", "0h", "0d"] {
-        one_line_error(
+        refused(
             issue(&env, env.ca(), "d1", "ok.csr", v),
             "below the minimum of 1 hour",
         );
     }
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "ok.csr", "1.5d"),
         "invalid validity",
     );
@@ -210,11 +206,11 @@ fn validity_beyond_the_ca() {
     let env = PcaEnv::new();
     make_csr(&env, "ok.csr", false);
     // The issuing CA of the fixture hierarchy is valid for 5 years.
-    one_line_error(
+    refused(
         issue(&env, env.ca(), "d1", "ok.csr", "6y"),
         "after the CA's own NotAfter",
     );
-    one_line_error(
+    refused(
         env.cmd()
             .args([
                 "provision",
@@ -254,10 +250,10 @@ fn missing_region() {
         "--csr",
         "ok.csr",
     ]);
-    one_line_error(c.assert(), "no AWS region configured");
+    refused(c.assert(), "no AWS region configured");
     // ARN in another region than the configured one
     let other = env.ca().replace(":us-east-1:", ":eu-west-1:");
-    one_line_error(
+    refused(
         issue(&env, &other, "d1", "ok.csr", "30d"),
         "configured AWS region is us-east-1",
     );
@@ -286,7 +282,7 @@ fn unreachable_endpoint_is_named() {
         "--max-attempts",
         "2",
     ]);
-    let line = one_line_error(
+    let line = refused(
         c.assert(),
         &format!("cannot reach the AWS Private CA endpoint {url}"),
     );
@@ -294,7 +290,7 @@ fn unreachable_endpoint_is_named() {
     let mut c = env.cmd();
     c.env("AWS_ENDPOINT_URL", &url)
         .args(["pca", "list", "--max-attempts", "1"]);
-    one_line_error(
+    refused(
         c.assert(),
         &format!("cannot reach the DynamoDB endpoint {url}"),
     );
@@ -316,7 +312,7 @@ fn missing_table() {
         "--csr",
         "ok.csr",
     ]);
-    one_line_error(c.assert(), "registry table 'no-such-table-here' not found");
+    refused(c.assert(), "registry table 'no-such-table-here' not found");
     let mut c = env.cmd();
     c.env("HSM_DEMO_TABLE", "no-such-table-here").args([
         "provision",
@@ -325,7 +321,7 @@ fn missing_table() {
         "--device-id",
         "d2",
     ]);
-    one_line_error(c.assert(), "pca init-table");
+    refused(c.assert(), "pca init-table");
     nothing_recorded(&env);
 }
 
@@ -339,7 +335,7 @@ fn wrong_pin_fails_before_any_aws_call() {
     c.env("HSM_DEMO_PIN", "999999")
         .env("AWS_ACCESS_KEY_ID", &akid)
         .args(["provision", "--ca-arn", env.ca(), "--device-id", "d1"]);
-    one_line_error(c.assert(), "CKR_PIN_INCORRECT");
+    refused(c.assert(), "CKR_PIN_INCORRECT");
     let calls = standin::calls_of(&env.endpoint, &akid);
     assert_eq!(calls["total"], 0, "AWS calls before the HSM login: {calls}");
     nothing_recorded(&env);
@@ -356,7 +352,7 @@ fn wrong_pin_fails_before_any_aws_call() {
 #[test]
 fn revoke_and_show_bad_input() {
     let env = PcaEnv::new();
-    one_line_error(
+    refused(
         env.cmd()
             .args([
                 "pca",
@@ -369,13 +365,13 @@ fn revoke_and_show_bad_input() {
             .assert(),
         "invalid serial",
     );
-    one_line_error(
+    refused(
         env.cmd()
             .args(["pca", "revoke", "--serial", "0a1b", "--reason", "bored"])
             .assert(),
         "unknown revocation reason",
     );
-    one_line_error(
+    refused(
         env.cmd()
             .args([
                 "pca",
@@ -388,13 +384,13 @@ fn revoke_and_show_bad_input() {
             .assert(),
         "not in registry table",
     );
-    one_line_error(
+    refused(
         env.cmd()
             .args(["pca", "show", "--device-id", "nobody"])
             .assert(),
         "not in the registry",
     );
-    one_line_error(
+    refused(
         env.cmd().args(["pca", "list", "--status", "lost"]).assert(),
         "unknown --status",
     );
@@ -407,7 +403,7 @@ fn out_dir_behind_a_file() {
     // file is in the way, is refused before anything is recorded.
     let env = PcaEnv::new();
     std::fs::write(env.path("blocker"), b"x").unwrap();
-    one_line_error(
+    refused(
         env.cmd()
             .args([
                 "provision",

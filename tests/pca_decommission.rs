@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::standin;
 use common::{stderr_of, stdout_of};
-use csr_support::{ec_csr, no_hsm_cmd, one_error_line};
+use csr_support::{ec_csr, no_hsm_cmd};
 use pca_support::PcaEnv;
 
 fn decommission(env: &PcaEnv, dev: &str) -> serde_json::Value {
@@ -71,13 +71,8 @@ fn decommission_revokes_destroys_the_key_and_provision_refuses_until_recommissio
     );
     // provision refuses the device, one line, nothing issued, no key made.
     let issued = env.issued_by_ca();
-    let a = env
-        .cmd()
-        .args(["provision", "--ca-arn", env.ca(), "--device-id", "dd1"])
-        .assert()
-        .failure()
-        .code(1);
-    let line = one_error_line(&stderr_of(&a));
+    let a = env.provision_cmd("dd1").assert().failure().code(1);
+    let line = common::one_line_error(&a, "");
     assert!(
         line.contains("decommissioned") && line.contains("--recommission"),
         "{line}"
@@ -159,14 +154,14 @@ fn decommission_of_a_device_generated_key_needs_no_hsm() {
         .arg("--recommission")
         .assert()
         .failure();
-    assert!(one_error_line(&stderr_of(&a)).contains("key-compromise"));
+    assert!(common::one_line_error(&a, "").contains("key-compromise"));
     // An unknown device is refused, nothing written.
     let a = env
         .cmd()
         .args(["pca", "decommission", "--device-id", "nobody"])
         .assert()
         .failure();
-    assert!(one_error_line(&stderr_of(&a)).contains("not in registry"));
+    assert!(common::one_line_error(&a, "").contains("not in registry"));
     assert!(item(&env, "nobody", "DECOMMISSIONED").is_none());
 }
 
@@ -269,12 +264,8 @@ fn decommission_killed_at_each_step_then_rerun_finishes() {
         if let Some(m) = marker {
             assert_eq!(m["state"], "IN_PROGRESS", "{dev}");
             // Meanwhile provision refuses the device and names the way out.
-            let a = env
-                .cmd()
-                .args(["provision", "--ca-arn", env.ca(), "--device-id", &dev])
-                .assert()
-                .failure();
-            let line = one_error_line(&stderr_of(&a));
+            let a = env.provision_cmd(&dev).assert().failure();
+            let line = common::one_line_error(&a, "");
             assert!(line.contains("rerun `hsm-demo pca decommission"), "{line}");
         }
         let r = decommission(&env, &dev);

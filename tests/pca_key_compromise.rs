@@ -89,10 +89,7 @@ fn compromised_key_is_never_certified_again() {
     let calls = issue_calls(&env.endpoint, env.ca());
 
     // provision would reuse the HSM key `device-dev-k`: refused before any IssueCertificate.
-    let a = env
-        .cmd()
-        .args(["provision", "--ca-arn", env.ca(), "--device-id", "dev-k"])
-        .assert();
+    let a = env.provision_cmd("dev-k").assert();
     assert_refused(a, &serial);
     // pca issue with a CSR carrying the same public key, for another device: refused too.
     let a = env
@@ -167,10 +164,7 @@ fn compromise_declared_after_a_routine_revocation_blocks_the_key() {
     let spki = spki_sha256_of_cert(&env, &cert_pem_of(&env, "dev-s"));
     assert_eq!(r["compromised_key"], spki.as_str());
     let calls = issue_calls(&env.endpoint, env.ca());
-    let a = env
-        .cmd()
-        .args(["provision", "--ca-arn", env.ca(), "--device-id", "dev-s"])
-        .assert();
+    let a = env.provision_cmd("dev-s").assert();
     assert_refused(a, &serial);
     assert_eq!(issue_calls(&env.endpoint, env.ca()), calls);
 }

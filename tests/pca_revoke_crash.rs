@@ -52,10 +52,7 @@ fn revoke_killed_at_each_step_is_completed_by_the_rerun() {
         assert_eq!(env.show(&dev)["current"]["status"], "REVOKED", "{fp}");
         assert_eq!(env.items_with_sk("COMPROMISED").len(), i + 1, "{fp}");
         // And the key is refused from now on.
-        env.cmd()
-            .args(["provision", "--ca-arn", env.ca(), "--device-id", &dev])
-            .assert()
-            .failure();
+        env.provision_cmd(&dev).assert().failure();
     }
     assert_eq!(
         env.issued_by_ca(),

@@ -7,19 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{kryoptic_conf, stderr_of, stdout_of, ModuleKind, TestToken};
+use common::{kryoptic_conf, stdout_of, ModuleKind, TestToken};
 
 fn json(a: &assert_cmd::assert::Assert) -> serde_json::Value {
     serde_json::from_str(&stdout_of(a)).expect("JSON on stdout")
-}
-
-/// The single stderr line of a failed run, which must start with `error: `.
-fn one_line_error(a: &assert_cmd::assert::Assert) -> String {
-    let err = stderr_of(a);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err:?}");
-    assert!(lines[0].starts_with("error: "), "{err:?}");
-    lines[0].to_string()
 }
 
 #[test]
@@ -136,7 +127,7 @@ fn tokens_are_selected_by_label_or_serial_never_by_position() {
             .args(["sign", "--label", "on-b", "--data", "x"])
             .assert()
             .failure();
-        let line = one_line_error(&a);
+        let line = common::one_line_error(&a, "");
         assert!(
             line.contains("on-b") && line.contains("port-a"),
             "{}: {line}",
@@ -148,7 +139,7 @@ fn tokens_are_selected_by_label_or_serial_never_by_position() {
             .args(["sign", "--label", "on-b", "--data", "x"])
             .assert()
             .failure();
-        let line = one_line_error(&a);
+        let line = common::one_line_error(&a, "");
         assert!(line.contains("port-a") && line.contains("port-b"), "{line}");
     }
 }
@@ -164,7 +155,7 @@ fn module_that_is_not_a_library_names_path_and_dlopen_reason() {
         .arg("list-slots")
         .assert()
         .failure();
-    let line = one_line_error(&a);
+    let line = common::one_line_error(&a, "");
     assert!(line.contains(&text.display().to_string()), "{line}");
     // glibc's dlopen reason for a non-ELF file.
     assert!(
@@ -191,7 +182,7 @@ fn library_without_c_get_function_list_is_named_as_such() {
         .arg("list-slots")
         .assert()
         .failure();
-    let line = one_line_error(&a);
+    let line = common::one_line_error(&a, "");
     assert!(line.contains(&libz.display().to_string()), "{line}");
     assert!(line.contains("C_GetFunctionList"), "{line}");
 }
@@ -210,7 +201,7 @@ fn missing_module_path_is_named() {
             .args(cmd)
             .assert()
             .failure();
-        let line = one_line_error(&a);
+        let line = common::one_line_error(&a, "");
         assert!(line.contains(&missing.display().to_string()), "{line}");
         assert!(line.contains("no such file"), "{line}");
     }
@@ -232,7 +223,7 @@ fn kryoptic_config_pointing_at_a_missing_directory_names_the_cause() {
         .arg("list-slots")
         .assert()
         .failure();
-    let line = one_line_error(&a);
+    let line = common::one_line_error(&a, "");
     assert!(line.contains("C_Initialize"), "{line}");
     assert!(line.contains(&gone.display().to_string()), "{line}");
     assert!(line.contains("does not exist"), "{line}");
@@ -265,7 +256,7 @@ fn softhsm_config_pointing_at_a_missing_directory_names_the_cause() {
         .arg("list-slots")
         .assert()
         .failure();
-    let line = one_line_error(&a);
+    let line = common::one_line_error(&a, "");
     assert!(line.contains(&gone.display().to_string()), "{line}");
     assert!(line.contains("does not exist"), "{line}");
 }

@@ -63,16 +63,13 @@ fn run_with_pin(t: &TestToken, i: usize, pin: &str) -> assert_cmd::assert::Asser
 }
 
 /// The one-line `error: …` of a failed invocation.
-fn one_line_error(a: &assert_cmd::assert::Assert) -> String {
-    let err = stderr_of(a);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one stderr line, got: {err:?}");
-    assert!(lines[0].starts_with("error: "), "{err:?}");
+fn pin_free_error(a: &assert_cmd::assert::Assert) -> String {
+    let line = common::one_line_error(a, "");
     assert!(
-        !err.contains(WRONG_PIN),
-        "the PIN leaked into stderr: {err:?}"
+        !stderr_of(a).contains(WRONG_PIN),
+        "the PIN leaked into stderr: {line:?}"
     );
-    lines[0].to_string()
+    line
 }
 
 #[test]
@@ -89,7 +86,7 @@ fn kryoptic_locks_after_ten_wrong_pins_each_invocation_costs_exactly_one_try() {
     // two, the PIN would lock at invocation 5; were it none, FINAL_TRY would not appear at 9.
     for i in 1..=9 {
         let a = run_with_pin(&t, i, WRONG_PIN).failure();
-        let line = one_line_error(&a);
+        let line = pin_free_error(&a);
         assert!(
             line.contains("CKR_PIN_INCORRECT") && line.contains("lock-token"),
             "invocation {i}: {line}"
@@ -101,7 +98,7 @@ fn kryoptic_locks_after_ten_wrong_pins_each_invocation_costs_exactly_one_try() {
 
     // The 10th wrong PIN locks it.
     let a = run_with_pin(&t, 10, WRONG_PIN).failure();
-    let line = one_line_error(&a);
+    let line = pin_free_error(&a);
     assert!(line.contains("CKR_PIN_"), "{line}");
     let (_, _, locked) = pin_flags(&t, "lock-token");
     assert!(locked, "not locked after 10 wrong PINs");
@@ -109,7 +106,7 @@ fn kryoptic_locks_after_ten_wrong_pins_each_invocation_costs_exactly_one_try() {
     // Now even the right PIN is refused, clearly, by every PIN-using command.
     for i in 11..=13 {
         let a = run_with_pin(&t, i, &t.pin).failure();
-        let line = one_line_error(&a);
+        let line = pin_free_error(&a);
         assert!(
             line.contains("CKR_PIN_LOCKED")
                 && line.contains("locked")
@@ -135,7 +132,7 @@ fn softhsm_never_locks_and_the_right_pin_still_works_after_wrong_ones() {
     t.generate_key("lock-key");
     for i in 1..=12 {
         let a = run_with_pin(&t, i, WRONG_PIN).failure();
-        let line = one_line_error(&a);
+        let line = pin_free_error(&a);
         assert!(line.contains("CKR_PIN_INCORRECT"), "{line}");
     }
     assert!(

@@ -11,10 +11,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::standin::{self, calls, total_calls};
-use common::{stderr_of, stdout_of};
-use csr_support::{
-    cert_pubkey, csr_for_key, csr_pubkey, ec_csr, no_hsm_cmd, no_hsm_std_cmd, one_error_line,
-};
+use common::stdout_of;
+use csr_support::{cert_pubkey, csr_for_key, csr_pubkey, ec_csr, no_hsm_cmd, no_hsm_std_cmd};
 use pca_support::PcaEnv;
 
 /// `provision --device-id <dev> --csr <csr> --json` with no HSM configured; parsed output.
@@ -407,7 +405,7 @@ fn bad_csrs_are_refused_with_one_line_before_any_aws_call() {
             .assert()
             .failure()
             .code(2);
-        let line = one_error_line(&stderr_of(&a));
+        let line = common::one_line_error(&a, "");
         assert!(line.contains(b.want), "{}: {line}", b.name);
         assert!(line.contains("line "), "{}: names the line: {line}", b.name);
     }
@@ -417,13 +415,13 @@ fn bad_csrs_are_refused_with_one_line_before_any_aws_call() {
         .args(["--csr", "bad/badsig.csr"])
         .assert()
         .failure();
-    one_error_line(&stderr_of(&a));
+    common::one_line_error(&a, "");
     let a = no_hsm_cmd(&env, &akid)
         .args(["provision", "--ca-arn", env.ca(), "--device-id", "b1"])
         .args(["--csr", "bad/good.csr", "--cn", "other"])
         .assert()
         .failure();
-    assert!(one_error_line(&stderr_of(&a)).contains("differ"));
+    assert!(common::one_line_error(&a, "").contains("differ"));
     let seen = standin::calls_of(&env.endpoint, &akid);
     assert!(
         seen.is_null() || seen["total"].as_u64() == Some(0),
@@ -455,7 +453,7 @@ fn one_key_one_device_and_compromised_keys_are_refused() {
         .assert()
         .failure()
         .code(1);
-    let line = one_error_line(&stderr_of(&a));
+    let line = common::one_line_error(&a, "");
     assert!(line.contains("already certified for device ka"), "{line}");
     assert!(line.contains("one key, one device"), "{line}");
     assert_eq!(
@@ -501,7 +499,7 @@ fn one_key_one_device_and_compromised_keys_are_refused() {
         .assert()
         .failure()
         .code(1);
-    assert!(one_error_line(&stderr_of(&a)).contains("key-compromise"));
+    assert!(common::one_line_error(&a, "").contains("key-compromise"));
     assert_eq!(
         calls(&env.endpoint, &env.akid, "IssueCertificate"),
         issue_before

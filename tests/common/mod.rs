@@ -371,3 +371,15 @@ pub fn stdout_of(a: &assert_cmd::assert::Assert) -> String {
 pub fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).into_owned()
 }
+
+/// The one line a refused command printed: asserts that stderr is exactly one line, starting
+/// `error: ` and containing `want` (`""`: any), and returns it. Exit status and stdout are the
+/// caller's to check.
+pub fn one_line_error(a: &assert_cmd::assert::Assert, want: &str) -> String {
+    let err = stderr_of(a);
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 1, "one stderr line expected, got: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    assert!(lines[0].contains(want), "'{want}' expected in: {err:?}");
+    lines[0].to_string()
+}

@@ -93,11 +93,3 @@ pub fn no_hsm_std_cmd(env: &PcaEnv) -> std::process::Command {
     c.env("HSM_DEMO_MODULE", "/nonexistent/no-pkcs11-module.so");
     c
 }
-
-/// The single non-empty line of `stderr`, which must start with `error: `.
-pub fn one_error_line(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one line expected: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0].to_string()
-}

@@ -208,18 +208,19 @@ impl PcaEnv {
         serde_json::from_str(&stdout_of(&a)).unwrap()
     }
 
-    /// `provision --ca-arn <ca> --device-id <id> --json` → parsed JSON (asserts success).
+    /// `provision --ca-arn <ca> --device-id <id>` on this test's token and table, to add flags to.
+    pub fn provision_cmd(&self, device: &str) -> Command {
+        let mut c = self.cmd();
+        c.args(["provision", "--ca-arn", self.ca(), "--device-id", device]);
+        c
+    }
+
+    /// `--json provision --ca-arn <ca> --device-id <id>` → parsed JSON (asserts success).
     pub fn provision(&self, device: &str) -> serde_json::Value {
         let a = self
             .cmd()
-            .args([
-                "--json",
-                "provision",
-                "--ca-arn",
-                self.ca(),
-                "--device-id",
-                device,
-            ])
+            .arg("--json")
+            .args(["provision", "--ca-arn", self.ca(), "--device-id", device])
             .assert()
             .success();
         serde_json::from_str(&stdout_of(&a)).expect("provision --json prints JSON")
