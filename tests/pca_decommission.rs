@@ -94,15 +94,8 @@ fn decommission_revokes_destroys_the_key_and_provision_refuses_until_recommissio
     );
     // --recommission: a new key, a new certificate (generation 1), the marker gone.
     let a = env
-        .cmd()
-        .args([
-            "--json",
-            "provision",
-            "--ca-arn",
-            env.ca(),
-            "--device-id",
-            "dd1",
-        ])
+        .provision_cmd("dd1")
+        .arg("--json")
         .arg("--recommission")
         .assert()
         .success();

@@ -122,15 +122,8 @@ fn compromised_key_is_never_certified_again() {
 
     // The way out: a new key pair under a new label gets generation 1.
     let a = env
-        .cmd()
-        .args([
-            "--json",
-            "provision",
-            "--ca-arn",
-            env.ca(),
-            "--device-id",
-            "dev-k",
-        ])
+        .provision_cmd("dev-k")
+        .arg("--json")
         .args(["--key-label", "device-dev-k-2"])
         .assert()
         .success();
