@@ -4,7 +4,8 @@
 #                   (.tokens/ + .run/softhsm2.conf; never the system token directory), then the optional
 #                   AWS part (infra/deploy/demo_aws.sh: stack outputs -> hsm-demo provision; skipped if no python3)
 #   make test-rust  `cargo test`: every unit and integration test (part of `make test`)
-#   make test-ceremony-failpoints  SIGKILL the key ceremony at each kill point, --recover, rerun
+#   make test-ceremony-failpoints  SIGKILL the key ceremony (and its CRL step) at each kill point,
+#                   --recover, rerun; a key generation failing half-way leaves nothing
 #                   (--features failpoints; part of `make test`)
 #   make bench-hsm  sign --batch vs a raw C_Sign loop, one `hsm-demo sign` vs one `pkcs11-tool --sign`
 #                   -> docs/benchmarks.md (part of `make bench`)
@@ -28,7 +29,7 @@ bench-hsm: hsm-build-release
 	  bash $(ROOT)/scripts/bench-hsm.sh
 
 test-ceremony-failpoints: deps-apt deps-rust
-	$(CARGO) test --features failpoints --test hsm_ceremony_recover
+	$(CARGO) test --features failpoints --test hsm_ceremony_recover --test ceremony_crl --test keygen_library
 
 TEST_TARGETS  += test-rust test-ceremony-failpoints
 BENCH_TARGETS += bench-hsm

@@ -222,6 +222,18 @@ fn generate_unchecked(
         session
             .session()
             .generate_key_pair(&Mechanism::EccKeyPairGen, &public_tpl, &private_tpl);
+    // Test-only: C_GenerateKeyPair "fails" after it created the pair (as a module that fails
+    // half-way would), so the clean-up below is exercised.
+    #[cfg(feature = "failpoints")]
+    let generated = generated.and_then(|h| {
+        fail::fail_point!("keygen-fails-after-creating", |_| Err(
+            cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::DeviceError,
+                cryptoki::context::Function::GenerateKeyPair
+            )
+        ));
+        Ok(h)
+    });
     let (public_handle, private_handle) = match generated {
         Ok(h) => h,
         Err(e) => {
