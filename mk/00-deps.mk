@@ -1,6 +1,6 @@
 # Installs what the project needs on a fresh Debian 12 machine. Idempotent and quiet when done.
 APT_PACKAGES := softhsm2 opensc openssl libengine-pkcs11-openssl libssl-dev pkg-config \
-                libclang-dev libsqlite3-dev time groff-base
+                libclang-dev libsqlite3-dev time groff-base hyperfine
 APT_STAMP    := $(RUN_DIR)/apt.stamp
 
 .PHONY: deps deps-apt deps-rust deps-py
