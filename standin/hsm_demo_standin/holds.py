@@ -9,14 +9,17 @@ A hold is `{"access_key_id", "operation", "stage", "after"}`:
 - `operation`: the API operation to hold (`IssueCertificate`, `GetCertificate`, `PutItem`, …).
 - `stage`: `"request"` holds it before it reaches the backend (AWS has not seen it);
   `"answer"` lets the backend process it and holds the answer (AWS acted, the client does not
-  know yet).
+  know yet);
+  `"body"` lets the backend process it, sends the answer's status line and headers, and holds
+  its body (a stalled transfer: the client sees the answer begin, then no byte for as long as
+  the hold lasts).
 - `after` (optional): hold only a request that comes after an answered request of this
   operation, e.g. `{"operation": "UpdateItem", "after": "IssueCertificate"}` holds the first
   UpdateItem sent once IssueCertificate was answered.
 A hold is one-shot: it holds one request, then it is spent, so the client's rerun runs freely.
 Release actions: `"proceed"` (the request goes on: reaches the backend, or its answer is sent)
-or `"drop"` (the connection is closed without an answer; a request held at `"request"` never
-reaches the backend). `POST /moto-api/reset` and `POST /_standin/holds/reset` drop every held
+or `"drop"` (the connection is closed without an answer, or mid-answer for `"body"`; a request
+held at `"request"` never reaches the backend). `POST /moto-api/reset` and `POST /_standin/holds/reset` drop every held
 request and disarm every hold.
 """
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from .config import ConfigError
 
-STAGES = ("request", "answer")
+STAGES = ("request", "answer", "body")
 ACTIONS = ("proceed", "drop")
 
 
