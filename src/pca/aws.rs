@@ -666,14 +666,20 @@ impl HttpConnector for WatchedConnector {
         );
         let call = self.inner.call(request);
         let watched = async move {
+            let t0 = std::time::Instant::now();
             tokio::pin!(call);
-            tokio::select! {
+            let r = tokio::select! {
                 r = &mut call => r,
                 () = tokio::time::sleep(NOTICE_AFTER) => {
                     notice(&line);
                     call.await
                 }
-            }
+            };
+            // The endpoint's own latency (connection, request, response head), without the
+            // time the request waited for its slot in the shaper.
+            let http_ms = t0.elapsed().as_millis() as u64;
+            tracing::debug!(operation = %op, http_ms, "AWS HTTP exchange");
+            r
         };
         let limit = self.enforce_timeout.then_some(self.attempt_timeout);
         HttpConnectorFuture::new(async move {
