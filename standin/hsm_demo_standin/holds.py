@@ -59,6 +59,7 @@ class Holds:
         self._seen_after: set[str] = set()  # keys whose `after` operation was answered since arming
         self._held: dict[str, list[Held]] = {}  # akid -> held requests not yet released
         self._log: dict[str, list[dict[str, Any]]] = {}  # akid -> every request held since arming
+        self._pending: list[Held] = []  # held at "answer"/"body", the backend not done yet
 
     def arm(self, body: dict[str, Any]) -> dict[str, Any]:
         akid = body.get("access_key_id")
@@ -95,10 +96,25 @@ class Holds:
                 return None
             del self._armed[akid]
             held = Held(next(self._ids), akid, operation, hold["stage"])
-            self._held.setdefault(akid, []).append(held)
-            self._log.setdefault(akid, []).append(held.view())
-            self._cond.notify_all()
+            if held.stage == "request":
+                self._publish(held)
+            else:
+                self._pending.append(held)
             return held
+
+    def _publish(self, held: Held) -> None:
+        """Makes `held` visible to `held()` and `release()` (the caller holds the lock)."""
+        self._held.setdefault(held.akid, []).append(held)
+        self._log.setdefault(held.akid, []).append(held.view())
+        self._cond.notify_all()
+
+    def acted(self, held: Held) -> None:
+        """The backend has acted on a request held at "answer" or "body": only now does the test
+        see it held, so what the backend holds is settled when `GET /held` answers."""
+        with self._cond:
+            if held in self._pending:
+                self._pending.remove(held)
+                self._publish(held)
 
     def answered(self, akid: str | None, operation: str | None) -> None:
         """A request was answered: satisfies an armed hold's `after` condition."""
@@ -143,7 +159,8 @@ class Holds:
 
     def reset(self) -> None:
         with self._cond:
-            held = [h for hs in self._held.values() for h in hs]
+            held = [h for hs in self._held.values() for h in hs] + self._pending
+            self._pending = []
             self._armed.clear()
             self._seen_after.clear()
             self._held.clear()

@@ -190,6 +190,7 @@ class StandinMiddleware:
                 if close is not None:
                     close()
             HOLDS.answered(held.akid, held.operation)
+            HOLDS.acted(held)
             if held.stage == "body":
                 status, headers = captured[0]
                 start_response(status, headers)
