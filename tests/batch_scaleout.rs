@@ -69,9 +69,10 @@ fn three_runners_at_the_full_quota_each_share_it_without_failing_or_duplicating(
     let served = standin::issue_calls(&env.endpoint, env.ca());
     let throttled = arrived - served;
     eprintln!("IssueCertificate: {arrived} arrived, {served} served, {throttled} throttled");
-    // Measured on this test: 8 to 13 throttled answers with the controllers; 31 with their
-    // cut disabled (each runner paced at the full quota, only the SDK's backoff of the throttled
-    // calls slowing it), where the bound below fails.
+    // Measured on this test (runs of three copies at once on a loaded 2-CPU machine): 8 to 16
+    // throttled answers with the controllers (18 runs); 26 to 49 with their cut disabled (4 runs:
+    // each runner paced at the full quota, only the SDK's backoff of the throttled calls slowing
+    // it), where the bound below fails.
     assert!(
         throttled < DEVICES as u64 / 2,
         "{throttled} throttled IssueCertificate answers for {DEVICES} devices ({arrived} arrived, {served} served)"
