@@ -4,6 +4,7 @@
 #                          2. sustained issuance under the stand-in's 25 TPS throttling
 #                          3. peak RSS for a small and a large manifest
 #                          4. HSM side (keygen + CSR) with 1/2/4 workers vs a plain cryptoki loop
+#   make bench-scaleout    1, 2, 3, 5 runners on one manifest, throttled at the quotas (below)
 #   make bench-baseline-deps   the AWS CLI for the baseline pipeline, in its own venv (.venv-awscli)
 #
 # Sizes (defaults): BENCH_N1=200 BENCH_NB=20 BENCH_N2=1000 BENCH_N3_SMALL=1000 BENCH_N3_LARGE=10000
@@ -39,6 +40,19 @@ bench-provision: bench-build deps-py bench-baseline-deps
 	  bash $(ROOT)/scripts/bench-provision.sh
 
 BENCH_TARGETS += bench-provision
+
+# Scale-out: 1, 2, 3 and 5 runners on one manifest at the real quotas (its own marked block).
+#   make bench-scaleout   BENCH_SCALEOUT_N=600 BENCH_SCALEOUT_RUNNERS="1 2 3 5" BENCH_SCALEOUT_KEYS=hsm
+#                         (KEYS=device: devices bring their own CSRs, the AWS half alone)
+BENCH_SCALEOUT_N       ?= 600
+BENCH_SCALEOUT_RUNNERS ?= 1 2 3 5
+BENCH_SCALEOUT_KEYS    ?= hsm
+.PHONY: bench-scaleout
+bench-scaleout: bench-build deps-py
+	@ROOT=$(ROOT) BIN=$(BIN_RELEASE) PY=$(PY) N=$(BENCH_SCALEOUT_N) RUNNERS="$(BENCH_SCALEOUT_RUNNERS)" \
+	  KEYS=$(BENCH_SCALEOUT_KEYS) bash $(ROOT)/scripts/bench-scaleout.sh
+
+BENCH_TARGETS += bench-scaleout
 
 # Every row of docs/benchmarks.md carries its verdict (met column); print the rows that miss.
 .PHONY: bench-check bench-verdicts

@@ -25,6 +25,10 @@ pub struct AwsArgs {
     /// Seconds one attempt of an AWS call may take before it is retried (or fails)
     #[arg(long, default_value_t = 20, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub attempt_timeout_secs: u64,
+
+    /// Seconds an answer may move no byte before it counts as stalled and is retried (within the retry budget)
+    #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub stall_grace_secs: u64,
 }
 
 impl AwsArgs {
@@ -34,6 +38,7 @@ impl AwsArgs {
             max_attempts: self.max_attempts,
             retry_budget: Duration::from_secs(self.retry_budget_secs),
             attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
+            stall_grace: Duration::from_secs(self.stall_grace_secs),
             ..AwsOptions::default()
         }
     }

@@ -30,8 +30,9 @@ Examples:
 Fleets (--manifest): the whole manifest is validated first (malformed line, duplicate device id,
 unknown template, empty: one-line error naming the line, exit 2, nothing issued). Keys and CSRs
 are made by --concurrency HSM sessions; IssueCertificate and GetCertificate are paced by token
-buckets at --issue-tps / --get-tps and slowed further when AWS throttles (throttled calls are
-retried for up to --retry-budget-secs, never reported). Progress: a bar on a terminal, a line every 10 s otherwise; then a
+buckets at --issue-tps / --get-tps (the ceiling of this process) and slowed when AWS throttles,
+so several runners on one account share its quota (throttled calls are retried for up to
+--retry-budget-secs, never reported). Progress: a bar on a terminal, a line every 10 s otherwise; then a
 summary. --json: one JSON object per device on stdout, then {\"summary\": {...}}. A failed device
 does not stop the batch; it gets a FAILED marker in the registry, and --retry-failed reruns only
 those. Rerun after Ctrl-C, a crash or a failure to resume: recorded devices are skipped, nothing

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_acmpca::config::{
@@ -55,6 +56,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextMut, FinalizerInterceptorContextMut, InterceptorContext,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, Metadata};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
 };
@@ -68,6 +70,8 @@ use crate::error::{Error, Result};
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 /// Default of [`AwsOptions::attempt_timeout`].
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default of [`AwsOptions::stall_grace`] (the SDK's own default for its latest behavior version).
+pub const DEFAULT_STALL_GRACE: Duration = Duration::from_secs(5);
 /// A call that has waited this long for an answer (or for retries) gets a line on stderr.
 const NOTICE_AFTER: Duration = Duration::from_secs(5);
 
@@ -88,6 +92,9 @@ pub struct AwsOptions {
     pub connect_timeout: Duration,
     /// Timeout of one attempt.
     pub attempt_timeout: Duration,
+    /// Grace period of the SDK's stalled-stream protection: a transfer that moves no byte for this
+    /// long is a stall (retried within `retry_budget`, like a throttle).
+    pub stall_grace: Duration,
     /// Client-side rate limiting of ACM PCA operations, see [`crate::pca::ratelimit`]; `None` =
     /// unshaped. The default paces at AWS's default quotas.
     pub shaper: Option<crate::pca::ratelimit::Shaper>,
@@ -102,6 +109,7 @@ impl Default for AwsOptions {
             max_backoff: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            stall_grace: DEFAULT_STALL_GRACE,
             shaper: Some(crate::pca::ratelimit::Shaper::at_default_quotas()),
         }
     }
@@ -139,9 +147,13 @@ impl AwsClients {
             .connect_timeout(opts.connect_timeout)
             .operation_attempt_timeout(opts.attempt_timeout)
             .build();
+        let stalls = StalledStreamProtectionConfig::enabled()
+            .grace_period(opts.stall_grace)
+            .build();
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(retry)
             .timeout_config(timeouts)
+            .stalled_stream_protection(stalls)
             .load()
             .await;
         let Some(region) = conf.region().map(|r| r.to_string()) else {
@@ -165,28 +177,45 @@ impl AwsClients {
             .ok_or_else(|| {
                 Error::aws("internal: no default HTTP client (AWS SDK built without one?)")
             })?;
-        let watched = |endpoint: &str| {
+        let watched = |endpoint: &str, enforce_timeout: bool| {
             SharedHttpClient::new(WatchedClient {
                 inner: http.clone(),
                 endpoint: endpoint.to_string(),
                 attempt_timeout: opts.attempt_timeout,
+                enforce_timeout,
             })
         };
         let budget = RetryBudget::new(opts);
+        // ACM PCA requests wait for their slot inside the HTTP client (the shaper): that wait is
+        // neither part of the attempt timeout (enforced below the shaper, by `WatchedConnector`)
+        // nor an upload stall (request bodies are small and sent whole; the SDK's upload check
+        // would see the wait as a body nobody reads). Answers keep the stalled-stream check.
         let mut pca_builder = aws_sdk_acmpca::config::Builder::from(&conf)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(opts.connect_timeout)
+                    .disable_operation_attempt_timeout()
+                    .build(),
+            )
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .upload_enabled(false)
+                    .grace_period(opts.stall_grace)
+                    .build(),
+            )
             .retry_classifier(NoRetryOnLimitExceeded)
             .retry_partition(unlimited_partition("hsm-demo-acmpca"))
-            .http_client(watched(&pca_endpoint))
+            .http_client(watched(&pca_endpoint, true))
             .interceptor(budget.for_endpoint(&pca_endpoint))
             .interceptor(RetryLogger)
             .interceptor(crate::pca::aws_log::CallLogger);
         if let Some(shaper) = &opts.shaper {
-            pca_builder = shaper.install(pca_builder, Some(watched(&pca_endpoint)))?;
+            pca_builder = shaper.install(pca_builder, Some(watched(&pca_endpoint, true)))?;
         }
         let pca_conf = pca_builder.build();
         let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&conf)
             .retry_partition(unlimited_partition("hsm-demo-dynamodb"))
-            .http_client(watched(&ddb_endpoint))
+            .http_client(watched(&ddb_endpoint, false))
             .interceptor(budget.for_endpoint(&ddb_endpoint))
             .interceptor(RetryLogger)
             .interceptor(crate::pca::aws_log::CallLogger)
@@ -391,6 +420,15 @@ impl RetryClass {
     }
 }
 
+/// Whether the attempt failed while its answer was being read: the SDK's stalled-stream
+/// protection fired on the response body (no byte for the grace period), or the body was cut
+/// short — an `SdkError::ResponseError`, as opposed to no answer at all.
+fn answer_stalled(ctx: &InterceptorContext) -> bool {
+    ctx.output_or_error()
+        .and_then(std::result::Result::err)
+        .is_some_and(|e| e.is_response_error())
+}
+
 impl RetryRules {
     /// The backoff cap before the next attempt, or `None` when this call must give up.
     /// `slow`/`other` are the retries of each class so far; `elapsed` the time since the call
@@ -502,8 +540,17 @@ impl Intercept for RetryBudget {
             .map_or(("?".to_string(), "?".to_string()), |m| {
                 (m.service().to_string(), m.name().to_string())
             });
-        if class == RetryClass::Throttled {
-            tracing::info!(service = %svc, operation = %op, "throttled: will retry within the retry budget");
+        match class {
+            RetryClass::Throttled => {
+                tracing::info!(service = %svc, operation = %op, "throttled: will retry within the retry budget");
+            }
+            RetryClass::Slow if answer_stalled(ctx.inner()) => {
+                tracing::info!(service = %svc, operation = %op, "stalled: will retry within the retry budget");
+            }
+            RetryClass::Slow => {
+                tracing::info!(service = %svc, operation = %op, "no timely answer: will retry within the retry budget");
+            }
+            RetryClass::Counted => {}
         }
         let retry = match next {
             Some(cap) => {
@@ -512,7 +559,11 @@ impl Intercept for RetryBudget {
                     notice(&format!(
                         "waiting: {svc} {op} at {}: {} for {} s; retrying for up to {} s in all (--retry-budget-secs)",
                         self.endpoint,
-                        if class == RetryClass::Throttled { "throttled" } else { "no timely answer" },
+                        match class {
+                            RetryClass::Throttled => "throttled",
+                            _ if answer_stalled(ctx.inner()) => "stalled",
+                            _ => "no timely answer",
+                        },
                         elapsed.as_secs(),
                         self.rules.budget.as_secs()
                     ));
@@ -549,12 +600,16 @@ fn notice(line: &str) {
 }
 
 /// Wraps the HTTP client to print a line on stderr when an attempt has had no answer for a few
-/// seconds (an endpoint that accepts connections and never answers waits for the attempt timeout).
+/// seconds (an endpoint that accepts connections and never answers waits for the attempt timeout),
+/// and — with `enforce_timeout` — to end an attempt that has had no answer within the attempt
+/// timeout ([`AttemptTimedOut`], a connector timeout: retried within the retry budget). The SDK's
+/// own attempt timeout would also count the time a request waits in the shaper before it.
 #[derive(Debug)]
 struct WatchedClient {
     inner: SharedHttpClient,
     endpoint: String,
     attempt_timeout: Duration,
+    enforce_timeout: bool,
 }
 
 impl HttpClient for WatchedClient {
@@ -567,6 +622,7 @@ impl HttpClient for WatchedClient {
             inner: self.inner.http_connector(settings, components),
             endpoint: self.endpoint.clone(),
             attempt_timeout: self.attempt_timeout,
+            enforce_timeout: self.enforce_timeout,
         })
     }
 }
@@ -576,7 +632,24 @@ struct WatchedConnector {
     inner: SharedHttpConnector,
     endpoint: String,
     attempt_timeout: Duration,
+    enforce_timeout: bool,
 }
+
+/// An attempt had no answer within the attempt timeout (`--attempt-timeout-secs`).
+#[derive(Debug)]
+pub struct AttemptTimedOut(pub Duration);
+
+impl std::fmt::Display for AttemptTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no answer within the attempt timeout of {} s (--attempt-timeout-secs)",
+            self.0.as_secs()
+        )
+    }
+}
+
+impl StdError for AttemptTimedOut {}
 
 impl HttpConnector for WatchedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
@@ -592,14 +665,30 @@ impl HttpConnector for WatchedConnector {
             self.attempt_timeout.as_secs()
         );
         let call = self.inner.call(request);
-        HttpConnectorFuture::new(async move {
+        let watched = async move {
+            let t0 = std::time::Instant::now();
             tokio::pin!(call);
-            tokio::select! {
+            let r = tokio::select! {
                 r = &mut call => r,
                 () = tokio::time::sleep(NOTICE_AFTER) => {
                     notice(&line);
                     call.await
                 }
+            };
+            // The endpoint's own latency (connection, request, response head), without the
+            // time the request waited for its slot in the shaper.
+            let http_ms = t0.elapsed().as_millis() as u64;
+            tracing::debug!(operation = %op, http_ms, "AWS HTTP exchange");
+            r
+        };
+        let limit = self.enforce_timeout.then_some(self.attempt_timeout);
+        HttpConnectorFuture::new(async move {
+            let Some(limit) = limit else {
+                return watched.await;
+            };
+            match tokio::time::timeout(limit, watched).await {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::timeout(Box::new(AttemptTimedOut(limit)))),
             }
         })
     }
@@ -732,7 +821,7 @@ where
             service.name()
         )),
         SdkError::ResponseError(_) => Error::aws(format!(
-            "{} {op}: the answer from {endpoint} stalled or could not be read (retried until the retry budget ran out): {}",
+            "{} {op}: the AWS endpoint {endpoint} stalled: its answer began, then stopped arriving or was cut short; still so when the retry budget ran out (--stall-grace-secs, --retry-budget-secs): {}",
             service.name(),
             root_cause(&e).unwrap_or_default()
         )),

@@ -21,9 +21,10 @@
 //! - Resumable: each device goes through the same intent state machine as single-device
 //!   `provision`, so a rerun after Ctrl-C, SIGKILL or a failure skips recorded devices, completes
 //!   stored ARNs and reissues nothing.
-//! - Scale-out: in the first pass a device whose intent is held by another live runner is not
-//!   waited for but deferred; runners on one manifest therefore spread over different devices, and
-//!   the registry's conditional writes guarantee no device is issued twice.
+//! - Scale-out: each runner starts a large manifest at a random entry and wraps round, and in the
+//!   first pass a device whose intent is held by another live runner is not waited for but
+//!   deferred; runners on one manifest therefore spread over different devices, and the registry's
+//!   conditional writes guarantee no device is issued twice.
 //! - Ctrl-C: feeding stops, in-flight devices finish (each is recorded atomically or left
 //!   resumable), the summary is printed and the caller exits 130; a second Ctrl-C exits at once
 //!   (state is then exactly as after SIGKILL: resumable).
@@ -510,7 +511,8 @@ pub async fn run_batch_with(
         job,
     });
     let in_flight = opts.in_flight.max(1);
-    let (rx, reader) = spawn_reader(opts.manifest.clone(), in_flight, stop.clone());
+    let start_at = start_entry(info.devices, in_flight);
+    let (rx, reader) = spawn_reader(opts.manifest.clone(), in_flight, start_at, stop.clone());
     let mut drive = Drive {
         ctx,
         in_flight,
@@ -573,37 +575,65 @@ async fn issuers(
     Ok(issuers)
 }
 
+/// Where this runner starts reading a manifest of `devices` entries with `in_flight` devices in
+/// flight: at entry 0 when the manifest fits in about two windows, otherwise at a random entry
+/// (then on to the end and round from the start). Runners started together on one manifest would
+/// otherwise walk it in lockstep: each device one of them holds is deferred by the others and read
+/// again after their first pass. From different starting points they work on different devices
+/// until they reach ones already done, which cost a read each.
+fn start_entry(devices: u64, in_flight: usize) -> usize {
+    let devices = usize::try_from(devices).unwrap_or(usize::MAX);
+    if devices <= 2 * in_flight {
+        return 0;
+    }
+    rand::random_range(0..devices)
+}
+
 /// The reader: a blocking thread streaming entries into a bounded queue until the manifest
-/// ends, an error, or `stop`.
+/// ends, an error, or `stop` — entries `start..` first, then `..start` (a second read of the
+/// manifest; [`ManifestReader::open`] reads a pipe only once per process).
 fn spawn_reader(
     path: PathBuf,
     capacity: usize,
+    start: usize,
     stop: Arc<AtomicBool>,
 ) -> (mpsc::Receiver<Result<Entry>>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Result<Entry>>(capacity);
     let reader = tokio::task::spawn_blocking(move || {
-        let mut r = match ManifestReader::open(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
+        // (skip, take): entries read and dropped, then entries sent (None: to the end).
+        for (skip, take) in [(start, None), (0, Some(start))] {
+            if take == Some(0) {
                 return;
             }
-        };
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            match r.next_entry() {
-                Ok(Some(e)) => {
-                    if tx.blocking_send(Ok(e)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
+            let mut r = match ManifestReader::open(&path) {
+                Ok(r) => r,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
+            };
+            let mut index = 0usize;
+            loop {
+                if stop.load(Ordering::Relaxed) || take.is_some_and(|t| index >= t) {
+                    break;
+                }
+                match r.next_entry() {
+                    Ok(Some(_)) if index < skip => {}
+                    Ok(Some(e)) => {
+                        if tx.blocking_send(Ok(e)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+                index += 1;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return;
             }
         }
     });
@@ -810,4 +840,42 @@ pub fn summary_text(s: &Summary) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(path: PathBuf, start: usize) -> Vec<String> {
+        let (mut rx, reader) = spawn_reader(path, 4, start, Arc::new(AtomicBool::new(false)));
+        let mut ids = Vec::new();
+        while let Some(e) = rx.recv().await {
+            ids.push(e.unwrap().device.to_string());
+        }
+        reader.await.unwrap();
+        ids
+    }
+
+    #[tokio::test]
+    async fn the_reader_starts_at_any_entry_and_wraps_round_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.csv");
+        let ids: Vec<String> = (0..7).map(|i| format!("d-{i}")).collect();
+        std::fs::write(&path, format!("device_id\n{}\n", ids.join("\n"))).unwrap();
+        for start in 0..7 {
+            let mut want = ids[start..].to_vec();
+            want.extend_from_slice(&ids[..start]);
+            assert_eq!(read_all(path.clone(), start).await, want, "start {start}");
+        }
+    }
+
+    #[test]
+    fn small_manifests_keep_their_order_and_large_ones_start_inside() {
+        assert_eq!(start_entry(100, 50), 0);
+        assert_eq!(start_entry(0, 50), 0);
+        let starts: std::collections::HashSet<usize> =
+            (0..200).map(|_| start_entry(600, 50)).collect();
+        assert!(starts.iter().all(|&s| s < 600));
+        assert!(starts.len() > 50, "random starts: {}", starts.len());
+    }
 }

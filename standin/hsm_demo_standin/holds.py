@@ -9,14 +9,17 @@ A hold is `{"access_key_id", "operation", "stage", "after"}`:
 - `operation`: the API operation to hold (`IssueCertificate`, `GetCertificate`, `PutItem`, …).
 - `stage`: `"request"` holds it before it reaches the backend (AWS has not seen it);
   `"answer"` lets the backend process it and holds the answer (AWS acted, the client does not
-  know yet).
+  know yet);
+  `"body"` lets the backend process it, sends the answer's status line and headers, and holds
+  its body (a stalled transfer: the client sees the answer begin, then no byte for as long as
+  the hold lasts).
 - `after` (optional): hold only a request that comes after an answered request of this
   operation, e.g. `{"operation": "UpdateItem", "after": "IssueCertificate"}` holds the first
   UpdateItem sent once IssueCertificate was answered.
 A hold is one-shot: it holds one request, then it is spent, so the client's rerun runs freely.
 Release actions: `"proceed"` (the request goes on: reaches the backend, or its answer is sent)
-or `"drop"` (the connection is closed without an answer; a request held at `"request"` never
-reaches the backend). `POST /moto-api/reset` and `POST /_standin/holds/reset` drop every held
+or `"drop"` (the connection is closed without an answer, or mid-answer for `"body"`; a request
+held at `"request"` never reaches the backend). `POST /moto-api/reset` and `POST /_standin/holds/reset` drop every held
 request and disarm every hold.
 """
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from .config import ConfigError
 
-STAGES = ("request", "answer")
+STAGES = ("request", "answer", "body")
 ACTIONS = ("proceed", "drop")
 
 
@@ -41,9 +44,6 @@ class Held:
         self.operation = operation
         self.stage = stage
         self.action = "drop"
-        # Listed by `held` once true: at once for "request", after the backend acted for "answer"
-        # (so a test that sees an answer-stage hold knows AWS has acted).
-        self.ready = stage == "request"
         self.released = threading.Event()
         self.done = threading.Event()
 
@@ -59,6 +59,7 @@ class Holds:
         self._seen_after: set[str] = set()  # keys whose `after` operation was answered since arming
         self._held: dict[str, list[Held]] = {}  # akid -> held requests not yet released
         self._log: dict[str, list[dict[str, Any]]] = {}  # akid -> every request held since arming
+        self._pending: list[Held] = []  # held at "answer"/"body", the backend not done yet
 
     def arm(self, body: dict[str, Any]) -> dict[str, Any]:
         akid = body.get("access_key_id")
@@ -95,10 +96,25 @@ class Holds:
                 return None
             del self._armed[akid]
             held = Held(next(self._ids), akid, operation, hold["stage"])
-            self._held.setdefault(akid, []).append(held)
-            self._log.setdefault(akid, []).append(held.view())
-            self._cond.notify_all()
+            if held.stage == "request":
+                self._publish(held)
+            else:
+                self._pending.append(held)
             return held
+
+    def _publish(self, held: Held) -> None:
+        """Makes `held` visible to `held()` and `release()` (the caller holds the lock)."""
+        self._held.setdefault(held.akid, []).append(held)
+        self._log.setdefault(held.akid, []).append(held.view())
+        self._cond.notify_all()
+
+    def acted(self, held: Held) -> None:
+        """The backend has acted on a request held at "answer" or "body": only now does the test
+        see it held, so what the backend holds is settled when `GET /held` answers."""
+        with self._cond:
+            if held in self._pending:
+                self._pending.remove(held)
+                self._publish(held)
 
     def answered(self, akid: str | None, operation: str | None) -> None:
         """A request was answered: satisfies an armed hold's `after` condition."""
@@ -109,12 +125,6 @@ class Holds:
             if hold is not None and hold["after"] == operation:
                 self._seen_after.add(akid)
 
-    def acted(self, held: Held) -> None:
-        """The backend has processed an answer-stage hold's request: list it from now on."""
-        with self._cond:
-            held.ready = True
-            self._cond.notify_all()
-
     def wait_released(self, held: Held) -> str:
         """Blocks the request's thread until the test releases it; returns the action."""
         held.released.wait()
@@ -123,10 +133,9 @@ class Holds:
     def held(self, akid: str, wait: float) -> dict[str, Any]:
         """The requests of `akid` held now, waiting up to `wait` seconds for one to be held."""
         with self._cond:
-            ready = lambda: [h for h in self._held.get(akid, []) if h.ready]  # noqa: E731
-            self._cond.wait_for(lambda: bool(ready()), timeout=max(0.0, wait))
+            self._cond.wait_for(lambda: bool(self._held.get(akid)), timeout=max(0.0, wait))
             return {
-                "held": [h.view() for h in ready()],
+                "held": [h.view() for h in self._held.get(akid, [])],
                 "armed": self._armed.get(akid),
                 "history": list(self._log.get(akid, [])),
             }
@@ -150,7 +159,8 @@ class Holds:
 
     def reset(self) -> None:
         with self._cond:
-            held = [h for hs in self._held.values() for h in hs]
+            held = [h for hs in self._held.values() for h in hs] + self._pending
+            self._pending = []
             self._armed.clear()
             self._seen_after.clear()
             self._held.clear()

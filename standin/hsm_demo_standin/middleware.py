@@ -199,11 +199,27 @@ class StandinMiddleware:
                     close()
             HOLDS.answered(held.akid, held.operation)
             HOLDS.acted(held)
+            if held.stage == "body":
+                status, headers = captured[0]
+                start_response(status, headers)
+                return self.stalled_body(held, environ, body)
             if HOLDS.wait_released(held) == "drop":
                 return self.drop(environ, start_response)
             status, headers = captured[0]
             start_response(status, headers)
             return [body]
+        finally:
+            if held.stage != "body":
+                held.done.set()
+
+    def stalled_body(self, held: Held, environ: dict[str, Any], body: bytes) -> Iterable[bytes]:
+        """The answer's status line and headers go out at once (the empty first chunk), its body
+        only when the hold is released ("proceed"); "drop" closes the connection mid-answer."""
+        try:
+            yield b""
+            if HOLDS.wait_released(held) == "drop":
+                self.drop(environ, lambda *_a: None)
+            yield body
         finally:
             held.done.set()
 

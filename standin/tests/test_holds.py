@@ -148,3 +148,37 @@ def test_holds_are_per_access_key_and_validated(scoped, hierarchy, endpoint, pca
         assert e.value.code == 400
     _post(endpoint, "/_standin/holds/reset", {})
     assert _held(endpoint, akid, 0)["armed"] is None
+
+
+def test_body_held_after_the_headers_were_sent(scoped, hierarchy, endpoint):
+    """Stage "body": status line and headers go out, the body waits for the release (a stalled
+    transfer, as the client's stalled-stream protection sees it)."""
+    import http.client
+
+    akid, _, _ = scoped
+    _post(endpoint, "/_standin/hold", {"access_key_id": akid, "operation": "ListCertificateAuthorities", "stage": "body"})
+    host, port = urllib.parse.urlsplit(endpoint).netloc.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request(
+        "POST", "/", body=b"{}",
+        headers={
+            "X-Amz-Target": "ACMPrivateCA.ListCertificateAuthorities",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={akid}/20260101/us-east-1/acm-pca/aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
+    resp = conn.getresponse()  # returns once the headers arrived
+    assert resp.status == 200
+    length = int(resp.getheader("Content-Length"))
+    assert length > 0
+    got = _held(endpoint, akid, 30)
+    assert [(h["operation"], h["stage"]) for h in got["held"]] == [("ListCertificateAuthorities", "body")], got
+    body = {}
+    reader = threading.Thread(target=lambda: body.setdefault("data", resp.read()), daemon=True)
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive(), "the body arrived before the release"
+    rel = _post(endpoint, "/_standin/release", {"access_key_id": akid, "action": "proceed"})
+    assert rel["finished"] is True, rel
+    reader.join(30)
+    assert len(body["data"]) == length and "CertificateAuthorities" in json.loads(body["data"])
