@@ -366,7 +366,7 @@ mod kill {
             assert!(!t.path("ceremony/key-ceremony.journal").exists(), "{point}");
             if complete {
                 // A completed root is kept, and a rerun is refused: it never replaces a root.
-                let a = t.cmd().arg("key-ceremony").assert().code(1);
+                let a = t.cmd().arg("key-ceremony").assert().code(2);
                 assert!(stderr_of(&a).contains("already exists"), "{point}");
             } else {
                 assert!(keys(&t, "root-ca-key").is_empty(), "{point}: all removed");
