@@ -17,7 +17,8 @@ Pages are simulated in the order the stand-in returns the items (DynamoDB's orde
 total moves by at most one 4 KB round-up per page).
 
 Prints key=value: items, current_items, bytes, pages, rru (eventually consistent), rru_strong,
-and bytes_by_kind (CURRENT/CERT/INTENT/SERIAL/other) as kind:bytes:count lists.
+and bytes_by_kind (CURRENT, CERT, INTENT, SERIAL, else the partition key's prefix such as KEY)
+as kind:bytes:count lists.
 """
 import math
 import sys
@@ -70,7 +71,7 @@ def kind(item: dict) -> str:
     for p in ("CERT#", "INTENT#", "CA#"):
         if sk.startswith(p):
             return {"CA#": "SERIAL"}.get(p, p.rstrip("#"))
-    return pk.split("#", 1)[0] + "/" + sk.split("#", 1)[0] if sk else "other"
+    return pk.split("#", 1)[0] or "other"
 
 
 def main() -> None:

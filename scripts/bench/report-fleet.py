@@ -29,7 +29,8 @@ PAGE_MS = (10, 30)
 
 def sh(cmd: str) -> str:
     try:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        return out.splitlines()[0] if out else "?"
     except Exception:
         return "?"
 
@@ -97,7 +98,7 @@ def main() -> None:
 
     def rate_row(bench: str, n: int, label: str) -> None:
         s = num(bench, "seconds")
-        done = int(num(bench, "issued")) + int(num(bench, "present"))
+        done = int(num(bench, "issued"))
         rate = done / s if s else 0
         failed, thr = int(num(bench, "failed")), int(num(bench, "throttled"))
         ok = rate >= 0.95 * quota and failed == 0 and done == n and int(num(bench, "exit", 1)) == 0
@@ -210,18 +211,19 @@ def main() -> None:
       + (": " + ", ".join(f"{k} {kb / max(kc, 1):,.0f} B × {kc}" for k, (kb, kc) in sorted(kinds.items())) if kinds else "")
       + ".")
     rru_m = rru * scale
+    pages_m = math.ceil(byts * scale / (1024 * 1024))
     v(f"- **Read capacity of one Scan at 1,000,000 devices (generation 0).** {rru:,.1f} RRU × {scale:,.0f} "
       f"= {rru_m:,.0f} RRU; × ${RRU_USD_PER_MILLION} per million RRU = **${rru_m * RRU_USD_PER_MILLION / MILLION:.3f} per "
       f"`pca expiring`** (the same Scan serves `pca metrics` and `renew --all`'s device list). "
-      f"{pages:.0f} pages × {scale:,.0f} = {pages * scale:,.0f} pages of 1 MB.")
+      f"Pages: {byts:,.0f} B × {scale:,.0f} / 1 MiB = {pages_m:,.0f} Scan pages ({pages:.0f} at {n} devices).")
     per_gen = sum(kinds[k][0] for k in kinds if k != "CURRENT") / n if kinds else 0
     cur = kinds.get("CURRENT", (0, 1))[0] / n if kinds else 0
     if per_gen:
         g = 18
         year = (cur + g * per_gen) * MILLION
         year_rru = math.ceil(year / 4096) * 0.5
-        v(f"- **A year in** (30-day certificates renewed at 2/3 of their lifetime: g ≈ {g} generations per device, "
-          f"each adding its CERT#, INTENT# and SERIAL# items, {per_gen:,.0f} B measured): ({cur:,.0f} + {g} × "
+        v(f"- **A year in** (30-day certificates renewed at 2/3 of their lifetime, every 20 days: g ≈ 365 / 20 ≈ {g} generations per device, "
+          f"each adding the items other than CURRENT, {per_gen:,.0f} B per device measured): ({cur:,.0f} + {g} × "
           f"{per_gen:,.0f}) B × 1,000,000 = {year / 1e9:,.1f} GB → {year_rru:,.0f} RRU = "
           f"**${year_rru * RRU_USD_PER_MILLION / MILLION:.2f} per Scan**; an hourly `pca metrics` scrape "
           f"≈ ${year_rru * RRU_USD_PER_MILLION / MILLION * 24 * 30:,.0f}/month.")
@@ -234,15 +236,15 @@ def main() -> None:
         v(f"- **Time against the stand-in**, linear in the table: {ss:.1f} s at {ns}, {secs:.1f} s at {n} devices "
           f"→ {slope * 1000:.2f} ms per device; at 1,000,000: {secs:.1f} + {slope * 1000:.2f} ms × "
           f"{MILLION - n:,} = **{dur(t_m)}**. That is moto's speed (Python per page), not DynamoDB's.")
-        v(f"- **Time on DynamoDB (estimated, not measured)**: {pages * scale:,.0f} pages read one after the other "
+        v(f"- **Time on DynamoDB (estimated, not measured)**: {pages_m:,.0f} pages read one after the other "
           f"(no parallel segments) × {PAGE_MS[0]}–{PAGE_MS[1]} ms per page = "
-          f"{dur(pages * scale * PAGE_MS[0] / 1000)} – {dur(pages * scale * PAGE_MS[1] / 1000)} at generation 0.")
+          f"{dur(pages_m * PAGE_MS[0] / 1000)} – {dur(pages_m * PAGE_MS[1] / 1000)} at generation 0.")
         v(f"- **Memory**: `pca expiring` keeps every CURRENT record in memory: RSS {rs:.1f} MiB at {ns}, "
           f"{rl:.1f} MiB at {n} → {rslope * 1024:.2f} KiB per device; at 1,000,000: "
           f"{rl:.1f} + {rslope * 1024:.2f} KiB × {MILLION - n:,} ≈ **{(rl + rslope * (MILLION - n)) / 1024:.2f} GiB**.")
     for bench, what in (("csr-large", "CSR-mode provisioning"), ("renew", "`renew --all`")):
         if bench in r:
-            done = num(bench, "issued") + num(bench, "present")
+            done = num(bench, "issued")
             rate = done / num(bench, "seconds") if num(bench, "seconds") else 0
             if rate:
                 v(f"- **{what} of 1,000,000 devices** at the measured {rate:.2f} certificates/s "
