@@ -114,6 +114,8 @@ now() { date +%s.%N; }
 secs() { awk "BEGIN { print $2 - $1 }"; }
 record() { python3 -c 'import json,sys; print(json.dumps(dict(a.split("=",1) for a in sys.argv[1:])))' "$@" >> "$RESULTS"; }
 rss_of() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
+# cpu_of TIMEFILE: user+system CPU seconds of the process (where its wall time went: waiting or working).
+cpu_of() { awk -F': ' '/User time|System time/ { s += $2 } END { print "cpu_s=" s }' "$1"; }
 # no_hsm CMD…: runs CMD with no PKCS#11 module that could be loaded and no PIN or token.
 no_hsm() { env -u HSM_DEMO_PIN -u HSM_DEMO_TOKEN -u SOFTHSM2_CONF HSM_DEMO_MODULE=/nonexistent/no-pkcs11-module.so "$@"; }
 
@@ -142,7 +144,8 @@ csr_run() {
       || { echo "error: $name: $d's certificate does not carry its CSR's public key" >&2; exit 1; }
   fi
   # shellcheck disable=SC2086
-  record bench="$name" seconds="$(secs "$t0" "$t1")" rss_kib="$rss" exit="$rc" certs="$certs" $counts
+  record bench="$name" seconds="$(secs "$t0" "$t1")" rss_kib="$rss" exit="$rc" certs="$certs" $counts \
+    "$(cpu_of "$WORK/time-$name.txt")"
 }
 
 if has 1 || has 2; then
@@ -163,7 +166,7 @@ if has 2; then
   t1=$(now)
   [ $rc = 0 ] || { echo "error: --plan exited $rc: $(tail -2 "$WORK/plan.err" | tr '\n' ' ')" >&2; exit 1; }
   # shellcheck disable=SC2046
-  record bench=plan seconds="$(secs "$t0" "$t1")" rss_kib="$(rss_of "$WORK/time-plan.txt")" \
+  record bench=plan seconds="$(secs "$t0" "$t1")" rss_kib="$(rss_of "$WORK/time-plan.txt")" "$(cpu_of "$WORK/time-plan.txt")" \
     $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(" ".join(f"plan_{k}={p[k]}" for k in ("devices","to_issue","csrs","hsm_keys_to_create","estimated_seconds","estimated_cost_usd")))' "$WORK/plan.json")
   echo "bench-fleet:   $(tail -1 "$RESULTS")"
 fi
@@ -191,7 +194,8 @@ if has 3; then
     listed=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/expiring-$size.json")
     # shellcheck disable=SC2046
     record bench=expiring-$size devices="$n" seconds="$(secs "$t0" "$t1")" rss_kib="$(rss_of "$WORK/time-expiring-$size.txt")" \
-      listed="$listed" $(calls benchexp$size) $("$PY" "$HERE/ddb-read-cost.py" "$ENDPOINT" bench-fleet-$size)
+      listed="$listed" "$(cpu_of "$WORK/time-expiring-$size.txt")" $(calls benchexp$size) \
+      $("$PY" "$HERE/ddb-read-cost.py" "$ENDPOINT" bench-fleet-$size)
     echo "bench-fleet:   $(tail -1 "$RESULTS")"
   done
 fi
@@ -210,6 +214,8 @@ if has 4; then
   seed=$(python3 "$HERE/count-results.py" "$WORK/renew-seed.jsonl")
   echo "bench-fleet:   seeded: exit $rc, $(secs "$t0" "$t1") s, $seed"
   [ $rc = 0 ] || { echo "error: seeding the renewal registry failed: $(tail -2 "$WORK/renew-seed.err" | tr '\n' ' ')" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  record bench=renew-seed seconds="$(secs "$t0" "$t1")" $seed
   throttle_on
   rc=0; t0=$(now)
   # --within 31d: every 30-day certificate is due; --min-interval 0s: the storm guard (a third of
@@ -225,6 +231,7 @@ if has 4; then
   [ $rc = 0 ] || echo "  (stderr tail: $(tail -2 "$WORK/renew.err" | tr '\n' ' '))"
   # shellcheck disable=SC2046,SC2086
   record bench=renew seconds="$(secs "$t0" "$t1")" rss_kib="$(rss_of "$WORK/time-renew.txt")" exit="$rc" $counts \
+    "$(cpu_of "$WORK/time-renew.txt")" \
     $(calls benchrenew)
 fi
 
@@ -232,6 +239,6 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 "$HERE/report-fleet.py" "$RESULTS" --bin "$BIN" --py "$PY" \
   --load-start "$LOAD_START" --load-end "$LOAD_END" \
   --n-small "$N_SMALL" --n-large "$N_LARGE" --n-renew "$N_RENEW" --issue-tps "$ISSUE_TPS" --get-tps "$GET_TPS" \
-  --bench-out "$OUT" --schema-out "$SCHEMA_OUT"
+  --bench-out "$OUT" --schema-out "$SCHEMA_OUT" --nice "$(nice)"
 grep -A30 '<!-- bench-fleet:start -->' "$OUT" | grep '^| [0-9]' || true
 echo "bench-fleet: written to $OUT and $SCHEMA_OUT"
