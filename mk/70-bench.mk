@@ -54,6 +54,29 @@ bench-scaleout: bench-build deps-py
 
 BENCH_TARGETS += bench-scaleout
 
+# Fleet benchmarks -> docs/benchmarks.md (block bench-fleet) and docs/registry-schema.md (figures
+# at 1,000,000 devices), scripts/bench-fleet.sh:
+#   1. CSR mode (no PKCS#11 module), BENCH_FLEET_SMALL and BENCH_FLEET_LARGE devices under the
+#      stand-in's 25 TPS throttling: rate vs the quota, peak RSS and its growth
+#   2. provision --manifest --plan over BENCH_FLEET_LARGE CSRs
+#   3. pca expiring over the registries of 1: time, Scan pages, read capacity
+#   4. renew --all of BENCH_FLEET_RENEW devices under the throttling: rate vs the quota
+# Sizes (defaults): BENCH_FLEET_SMALL=1000 BENCH_FLEET_LARGE=10000 BENCH_FLEET_RENEW=1000;
+# BENCH_FLEET="1 2 3 4" runs a subset (3 needs 1). BIN=path/to/hsm-demo runs another build (a debug
+# one, to try the script) and skips the release build.
+BENCH_FLEET_SMALL ?= 1000
+BENCH_FLEET_LARGE ?= 10000
+BENCH_FLEET_RENEW ?= 1000
+BENCH_FLEET       ?= 1 2 3 4
+
+.PHONY: bench-fleet
+bench-fleet: $(if $(BIN),,bench-build) deps-apt deps-py
+	@ROOT=$(ROOT) BIN=$(or $(BIN),$(BIN_RELEASE)) PY=$(PY) BENCHES="$(BENCH_FLEET)" \
+	  N_SMALL=$(BENCH_FLEET_SMALL) N_LARGE=$(BENCH_FLEET_LARGE) N_RENEW=$(BENCH_FLEET_RENEW) \
+	  bash $(ROOT)/scripts/bench-fleet.sh
+
+BENCH_TARGETS += bench-fleet
+
 # Every row of docs/benchmarks.md carries its verdict (met column); print the rows that miss.
 .PHONY: bench-check bench-verdicts
 bench-check:
