@@ -19,7 +19,7 @@ hsm-build-release: deps-apt deps-rust
 	$(CARGO) build --release --bin hsm-demo --example csign_loop
 
 demo: hsm-build
-	@ROOT=$(ROOT) BIN=$(BIN_DEBUG) bash $(ROOT)/scripts/demo.sh
+	@ROOT=$(ROOT) BIN=$(BIN_DEBUG) AWS_HOST=$(AWS_HOST) AWS_PORT=$(AWS_PORT) bash $(ROOT)/scripts/demo.sh
 
 test-rust: deps-apt deps-rust
 	$(CARGO) test

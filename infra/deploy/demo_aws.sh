@@ -15,7 +15,7 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${BIN:-$ROOT/target/debug/hsm-demo}
 RUN=$ROOT/.run
 OUTPUTS=$RUN/infra-outputs.json
-export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}
+export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://${AWS_HOST:-127.0.0.1}:${AWS_PORT:-4566}}
 
 if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B='' N=''; fi
 step() { printf '\n%s$ %s%s\n' "$B" "$*" "$N"; }
