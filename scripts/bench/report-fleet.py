@@ -156,7 +156,7 @@ def main() -> None:
         w("validation, the last device's GetCertificate included). No PKCS#11 module can be in the process:")
         w("`HSM_DEMO_MODULE` names a file that does not exist and no PIN or token is set, so the RSS is all")
         w("hsm-demo's (AWS SDK, runtime, pipeline, the manifest read as a stream). The CSRs are EC P-256,")
-        w("made in one Python process (`scripts/bench/make-csr-manifest.py`); one certificate per run is")
+        w("made in one Python process (`scripts/bench/make-fleet-csrs.py`); one certificate per run is")
         w("checked with `openssl verify` and its public key compared with its CSR's.")
     if "plan" in r:
         w("")
