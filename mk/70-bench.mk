@@ -5,6 +5,8 @@
 #                          3. peak RSS for a small and a large manifest
 #                          4. HSM side (keygen + CSR) with 1/2/4 workers vs a plain cryptoki loop
 #   make bench-scaleout    1, 2, 3, 5 runners on one manifest, throttled at the quotas (below)
+#   make bench-fleet       CSR mode at 1k/10k devices (rate, RSS), --plan over 10k CSRs, pca expiring
+#                          over the registry (time, read cost), renew --all under the throttle (below)
 #   make bench-baseline-deps   the AWS CLI for the baseline pipeline, in its own venv (.venv-awscli)
 #
 # Sizes (defaults): BENCH_N1=200 BENCH_NB=20 BENCH_N2=1000 BENCH_N3_SMALL=1000 BENCH_N3_LARGE=10000
