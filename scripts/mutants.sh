@@ -24,9 +24,9 @@ MODULES=(
   "registry|src/pca/registry.rs|--test guarantees_duplicate_serial --test pca_concurrency --test pca_crash"
   "issue|src/pca/issue.rs|--test pca_crash --test pca_unknown_outcome --test pca_e2e --test pca_terminal_errors"
   "csr|src/pca/csr.rs|--lib --test hostile_input_pca --test pca_bad_input"
-  "revoke|src/pca/revoke.rs|--test guarantees_revoke --test pca_revoke_crash --test pca_key_compromise"
+  "revoke|src/pca/revoke.rs|--features failpoints --test guarantees_revoke --test pca_revoke_crash --test pca_key_compromise"
   "keygen|src/hsm/keygen.rs|--test guarantees_key_attributes --test hsm_flow --test hsm_lookup --test hsm_bad_input --test hsm_ceremony_recover --test hsm_ceremony_keys --test keygen_library"
-  "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy"
+  "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy --test hostile_input_hsm --test hsm_bad_input"
   "transcript|src/ceremony/transcript.rs|--lib --test hsm_ceremony --test hsm_ceremony_recover"
 )
 

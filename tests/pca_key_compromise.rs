@@ -161,3 +161,80 @@ fn compromise_declared_after_a_routine_revocation_blocks_the_key() {
     assert_refused(a, &serial);
     assert_eq!(issue_calls(&env.endpoint, env.ca()), calls);
 }
+
+/// The PEM of the certificate with `serial`, from its history item.
+fn cert_pem_by_serial(env: &PcaEnv, serial: &str) -> String {
+    env.items_with_sk("CERT#")
+        .into_iter()
+        .find(|i| i["serial"] == serial)
+        .unwrap_or_else(|| panic!("no CERT# item of {serial}"))["cert_pem"]
+        .clone()
+}
+
+/// A device renewed onto a new key: revoking its superseded certificate for key-compromise marks
+/// that certificate's key (not the current one), leaves the current certificate ISSUED, and
+/// `--ca-arn` picks the serial's marker of that CA (another CA is refused, nothing changed).
+#[test]
+fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
+    let env = PcaEnv::new();
+    let dev = "dev-sup";
+    let old = env.provision(dev)["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.cmd()
+        .args(["--json", "renew", "--ca-arn", env.ca(), "--device-id", dev])
+        .arg("--force")
+        .assert()
+        .success();
+    let new = env.show(dev)["current"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, old);
+    let old_spki = spki_sha256_of_cert(&env, &cert_pem_by_serial(&env, &old));
+    let new_spki = spki_sha256_of_cert(&env, &cert_pem_by_serial(&env, &new));
+    assert_ne!(old_spki, new_spki, "the renewal rotated the key");
+
+    // Another CA's ARN: refused, nothing revoked.
+    let other = env.hier.intermediate_arn.clone();
+    let a = env
+        .cmd()
+        .args([
+            "pca",
+            "revoke",
+            "--serial",
+            &old,
+            "--reason",
+            "key-compromise",
+        ])
+        .args(["--ca-arn", &other])
+        .assert()
+        .failure();
+    common::one_line_error(&a, "was not issued by CA");
+    assert!(env.items_with_sk("COMPROMISED").is_empty());
+
+    let a = env
+        .cmd()
+        .args([
+            "--json",
+            "pca",
+            "revoke",
+            "--serial",
+            &old,
+            "--reason",
+            "key-compromise",
+        ])
+        .args(["--ca-arn", env.ca()])
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["compromised_key"], old_spki.as_str(), "{r}");
+    let keys = env.items_with_sk("COMPROMISED");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["pk"], format!("KEY#{old_spki}"));
+    let shown = env.show(dev);
+    assert_eq!(shown["current"]["serial"], new.as_str(), "{shown}");
+    assert_eq!(shown["current"]["status"], "ISSUED", "{shown}");
+}

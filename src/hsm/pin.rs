@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
@@ -35,7 +35,17 @@ impl PinSource {
 
     /// Whether a PIN is available without prompting (file or environment).
     pub fn available_without_prompt(&self) -> bool {
-        self.pin_file.is_some() || std::env::var_os(PIN_ENV).is_some()
+        self.available_given(std::env::var_os(PIN_ENV).is_some())
+    }
+
+    /// [`Self::available_without_prompt`] with the environment variable's presence given.
+    fn available_given(&self, env_set: bool) -> bool {
+        self.pin_file.is_some() || env_set
+    }
+
+    /// Whether `get` may prompt: allowed, and a terminal to prompt on.
+    fn may_prompt(&self, stdin_tty: bool, stderr_tty: bool) -> bool {
+        self.allow_prompt && (stdin_tty || stderr_tty)
     }
 
     /// Obtains the PIN. `token` is only used in the prompt and in error messages.
@@ -54,8 +64,10 @@ impl PinSource {
             s.zeroize();
             return Ok(pin);
         }
-        if self.allow_prompt && (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
-        {
+        if self.may_prompt(
+            std::io::stdin().is_terminal(),
+            std::io::stderr().is_terminal(),
+        ) {
             let mut s = rpassword::prompt_password(format!("User PIN for token '{token}': "))
                 .map_err(|e| Error::Pin(format!("cannot read the PIN from the terminal: {e}")))?;
             if s.is_empty() {
@@ -138,14 +150,40 @@ fn warn_if_readable_by_others(path: &Path, file: &std::fs::File) {
     }
 }
 
-/// Length of a PIN, for diagnostics that must not reveal it.
-pub fn pin_len(pin: &SecretString) -> usize {
-    pin.expose_secret().len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn a_pin_file_of_exactly_the_limit_is_read_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        let mut body = b"123456\n".to_vec();
+        body.resize(MAX_PIN_FILE_BYTES as usize, b'#');
+        std::fs::write(&p, &body).unwrap();
+        assert_eq!(read_pin_file(&p).unwrap().expose_secret(), "123456");
+        body.push(b'#');
+        std::fs::write(&p, &body).unwrap();
+        let e = read_pin_file(&p).unwrap_err().to_string();
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
+    }
+
+    #[test]
+    fn availability_and_prompting_follow_their_sources() {
+        let file = PinSource::new(Some(PathBuf::from("pin")));
+        let none = PinSource {
+            pin_file: None,
+            allow_prompt: false,
+        };
+        assert!(file.available_given(false) && file.available_given(true));
+        assert!(none.available_given(true) && !none.available_given(false));
+        // Prompting needs permission and a terminal on stdin or stderr.
+        let prompting = PinSource::new(None);
+        assert!(prompting.may_prompt(true, false) && prompting.may_prompt(false, true));
+        assert!(!prompting.may_prompt(false, false));
+        assert!(!none.may_prompt(true, true));
+    }
 
     #[test]
     fn pin_file_first_line_only() {
