@@ -26,7 +26,7 @@ MODULES=(
   "csr|src/pca/csr.rs|--lib --test hostile_input_pca --test pca_bad_input"
   "revoke|src/pca/revoke.rs|--features failpoints --test guarantees_revoke --test pca_revoke_crash --test pca_key_compromise"
   "keygen|src/hsm/keygen.rs|--test guarantees_key_attributes --test hsm_flow --test hsm_lookup --test hsm_bad_input --test hsm_ceremony_recover --test hsm_ceremony_keys --test keygen_library"
-  "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy --test hostile_input_hsm --test hsm_bad_input"
+  "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy --test hostile_input_hsm --test hsm_bad_input --test hsm_interop"
   "transcript|src/ceremony/transcript.rs|--lib --test hsm_ceremony --test hsm_ceremony_recover"
 )
 

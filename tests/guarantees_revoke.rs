@@ -96,3 +96,77 @@ fn a_revocation_aws_refused_is_not_recorded() {
     assert_eq!(markers.len(), 1);
     assert_eq!(markers[0]["status"], "ISSUED");
 }
+
+/// Two `pca revoke` of one serial at once: the first is held at RevokeCertificate while the
+/// second revokes and records; released, the first finds AWS done (RequestAlreadyProcessed) and
+/// the registry already REVOKED by the other (its conditional write fails, it reads the marker
+/// again) and reports "already revoked", exit 0. One revocation, recorded once.
+#[test]
+fn two_revocations_of_one_serial_at_once_both_succeed_and_record_it_once() {
+    use std::time::{Duration, Instant};
+    let env = PcaEnv::new();
+    let serial = env.provision("dev-z")["record"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    standin::hold(
+        &env.endpoint,
+        &env.akid,
+        "RevokeCertificate",
+        "request",
+        None,
+    );
+    let first = env
+        .std_cmd()
+        .args([
+            "--json",
+            "pca",
+            "revoke",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while standin::wait_held(&env.endpoint, &env.akid, 5)["held"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first revocation never reached AWS"
+        );
+    }
+    // The hold is spent: the second goes through and records the revocation.
+    let a = env
+        .cmd()
+        .args([
+            "--json",
+            "pca",
+            "revoke",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
+        ])
+        .assert()
+        .success();
+    let second: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    assert_eq!(second["changed"], true, "{second}");
+    standin::release(&env.endpoint, &env.akid, "proceed");
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(r["serial"]["status"], "REVOKED", "{r}");
+    let shown = env.show("dev-z");
+    assert_eq!(shown["current"]["status"], "REVOKED", "{shown}");
+}

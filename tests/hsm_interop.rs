@@ -302,3 +302,57 @@ fn base64_format_and_batch_signing() {
         }
     }
 }
+
+/// A key pair made by pkcs11-tool with `--private` (its public key visible only after login):
+/// `export-pubkey` finds it by logging in when a PIN source is configured; without one it says
+/// the key is not found, one line, and never tries to log in or prompt.
+#[test]
+fn a_public_key_visible_only_after_login_is_found_when_a_pin_is_available() {
+    let t = TestToken::new("interop-private");
+    let out = t
+        .tool("pkcs11-tool")
+        .arg("--module")
+        .arg(t.kind.module_path())
+        .args([
+            "--token-label",
+            "interop-private",
+            "--login",
+            "--pin",
+            &t.pin,
+        ])
+        .args([
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "hidden",
+        ])
+        .args(["--id", "0d0d", "--private"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // HSM_DEMO_PIN set (TestToken::cmd): the look-up logs in and finds it.
+    let a = t
+        .cmd()
+        .args(["export-pubkey", "--label", "hidden"])
+        .assert()
+        .success();
+    assert!(
+        stdout_of(&a).contains("BEGIN PUBLIC KEY"),
+        "{}",
+        stdout_of(&a)
+    );
+    // No PIN source at all: not found, without a login attempt or a prompt.
+    let a = t
+        .cmd()
+        .env_remove("HSM_DEMO_PIN")
+        .args(["export-pubkey", "--label", "hidden"])
+        .assert()
+        .failure();
+    let line = common::one_line_error(&a, "hidden");
+    assert!(!line.contains("PIN"), "{line}");
+}

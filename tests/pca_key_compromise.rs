@@ -7,7 +7,7 @@
 mod common;
 mod pca_support;
 
-use common::standin::issue_calls;
+use common::standin::{calls, issue_calls};
 use common::{stderr_of, stdout_of};
 use pca_support::PcaEnv;
 use sha2::{Digest, Sha256};
@@ -171,30 +171,40 @@ fn cert_pem_by_serial(env: &PcaEnv, serial: &str) -> String {
         .clone()
 }
 
-/// A device renewed onto a new key: revoking its superseded certificate for key-compromise marks
-/// that certificate's key (not the current one), leaves the current certificate ISSUED, and
-/// `--ca-arn` picks the serial's marker of that CA (another CA is refused, nothing changed).
+/// A device renewed twice onto new keys: revoking its middle certificate for key-compromise marks
+/// that certificate's key (not the first's, not the current one) from the PEM its history item
+/// holds (no GetCertificate), leaves the current certificate ISSUED, and `--ca-arn` picks the
+/// serial's marker of that CA (another CA is refused, nothing changed).
 #[test]
 fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
     let env = PcaEnv::new();
     let dev = "dev-sup";
-    let old = env.provision(dev)["record"]["serial"]
+    let first = env.provision(dev)["record"]["serial"]
         .as_str()
         .unwrap()
         .to_string();
-    env.cmd()
-        .args(["--json", "renew", "--ca-arn", env.ca(), "--device-id", dev])
-        .arg("--force")
-        .assert()
-        .success();
-    let new = env.show(dev)["current"]["serial"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_ne!(new, old);
-    let old_spki = spki_sha256_of_cert(&env, &cert_pem_by_serial(&env, &old));
-    let new_spki = spki_sha256_of_cert(&env, &cert_pem_by_serial(&env, &new));
-    assert_ne!(old_spki, new_spki, "the renewal rotated the key");
+    let mut serials = vec![first];
+    for _ in 0..2 {
+        env.cmd()
+            .args(["--json", "renew", "--ca-arn", env.ca(), "--device-id", dev])
+            .arg("--force")
+            .assert()
+            .success();
+        let s = env.show(dev)["current"]["serial"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serials.push(s);
+    }
+    let spkis: Vec<String> = serials
+        .iter()
+        .map(|s| spki_sha256_of_cert(&env, &cert_pem_by_serial(&env, s)))
+        .collect();
+    assert!(
+        spkis[0] != spkis[1] && spkis[1] != spkis[2] && spkis[0] != spkis[2],
+        "each renewal rotated the key"
+    );
+    let (middle, current) = (&serials[1], &serials[2]);
 
     // Another CA's ARN: refused, nothing revoked.
     let other = env.hier.intermediate_arn.clone();
@@ -204,7 +214,7 @@ fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
             "pca",
             "revoke",
             "--serial",
-            &old,
+            middle,
             "--reason",
             "key-compromise",
         ])
@@ -214,6 +224,7 @@ fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
     common::one_line_error(&a, "was not issued by CA");
     assert!(env.items_with_sk("COMPROMISED").is_empty());
 
+    let gets = calls(&env.endpoint, &env.akid, "GetCertificate");
     let a = env
         .cmd()
         .args([
@@ -221,7 +232,7 @@ fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
             "pca",
             "revoke",
             "--serial",
-            &old,
+            middle,
             "--reason",
             "key-compromise",
         ])
@@ -230,11 +241,16 @@ fn revoking_a_superseded_certificate_marks_its_own_key_and_keeps_the_current() {
         .success();
     let r: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
     assert_eq!(r["changed"], true, "{r}");
-    assert_eq!(r["compromised_key"], old_spki.as_str(), "{r}");
+    assert_eq!(r["compromised_key"], spkis[1].as_str(), "{r}");
+    assert_eq!(
+        calls(&env.endpoint, &env.akid, "GetCertificate"),
+        gets,
+        "the key came from the history item's PEM, not from AWS"
+    );
     let keys = env.items_with_sk("COMPROMISED");
     assert_eq!(keys.len(), 1, "{keys:?}");
-    assert_eq!(keys[0]["pk"], format!("KEY#{old_spki}"));
+    assert_eq!(keys[0]["pk"], format!("KEY#{}", spkis[1]));
     let shown = env.show(dev);
-    assert_eq!(shown["current"]["serial"], new.as_str(), "{shown}");
+    assert_eq!(shown["current"]["serial"], current.as_str(), "{shown}");
     assert_eq!(shown["current"]["status"], "ISSUED", "{shown}");
 }
