@@ -171,6 +171,21 @@ pub fn generate_key_locked(
     generate_unchecked(session, req, lock)
 }
 
+/// Test-only: C_GenerateKeyPair "fails" after it created the pair (as a module that fails
+/// half-way would), so the clean-up after a failed generation is exercised.
+#[cfg(feature = "failpoints")]
+fn fails_after_creating(
+    h: (ObjectHandle, ObjectHandle),
+) -> std::result::Result<(ObjectHandle, ObjectHandle), cryptoki::error::Error> {
+    fail::fail_point!("keygen-fails-after-creating", |_| Err(
+        cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::DeviceError,
+            cryptoki::context::Function::GenerateKeyPair
+        )
+    ));
+    Ok(h)
+}
+
 fn generate_unchecked(
     session: &HsmSession,
     req: &KeygenRequest,
@@ -222,18 +237,8 @@ fn generate_unchecked(
         session
             .session()
             .generate_key_pair(&Mechanism::EccKeyPairGen, &public_tpl, &private_tpl);
-    // Test-only: C_GenerateKeyPair "fails" after it created the pair (as a module that fails
-    // half-way would), so the clean-up below is exercised.
     #[cfg(feature = "failpoints")]
-    let generated = generated.and_then(|h| {
-        fail::fail_point!("keygen-fails-after-creating", |_| Err(
-            cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::DeviceError,
-                cryptoki::context::Function::GenerateKeyPair
-            )
-        ));
-        Ok(h)
-    });
+    let generated = generated.and_then(fails_after_creating);
     let (public_handle, private_handle) = match generated {
         Ok(h) => h,
         Err(e) => {
