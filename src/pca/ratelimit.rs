@@ -1,5 +1,5 @@
 //! Client-side request shaping for AWS Private CA: one token bucket per rate-limited operation
-//! (IssueCertificate, GetCertificate, RevokeCertificate — AWS's per-account quotas, REFERENCE §3),
+//! (IssueCertificate, GetCertificate, RevokeCertificate — AWS's per-account quotas),
 //! paced at an adaptive rate ([`Aimd`]) that backs off when the service throttles.
 //!
 //! Every AWS command installs it (`provision` for one device and `--manifest` at `--issue-tps` /
