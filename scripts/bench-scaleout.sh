@@ -37,38 +37,13 @@ for c in softhsm2-util /usr/bin/time; do
   command -v $c >/dev/null || { echo "error: $c missing (make deps-apt)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d /tmp/hsm-demo-scaleout.XXXXXX)
-STANDIN_PID=""
-cleanup() {
-  if [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null; then
-    for _ in $(seq 50); do kill -0 "$STANDIN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$STANDIN_PID" 2>/dev/null || true
-  fi
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-RESULTS=$WORK/results.jsonl
-: > "$RESULTS"
+source "$HERE/standin.sh"
+bench_workdir hsm-demo-scaleout
 unset HSM_DEMO_TOKEN HSM_DEMO_CA_ARN HSM_DEMO_TABLE
 export HSM_DEMO_MODULE=$MODULE HSM_DEMO_PIN=$PIN
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the stand-in: our own, on a free port, ended with this script -------------------------------
-PYTHONPATH=$ROOT/standin "$PY" -m hsm_demo_standin --host 127.0.0.1 --port 0 --parent-pid $$ --quiet \
-  > "$WORK/standin.out" 2>"$WORK/standin.err" &
-STANDIN_PID=$!
-for _ in $(seq 300); do   # bounded: 30 s
-  grep -q "listening on " "$WORK/standin.out" 2>/dev/null && break
-  kill -0 $STANDIN_PID 2>/dev/null || { echo "error: stand-in exited: $(tail -1 "$WORK/standin.err")" >&2; exit 1; }
-  sleep 0.1
-done
-ENDPOINT=$(sed -n 's/.*listening on //p' "$WORK/standin.out" | head -1)
-[ -n "$ENDPOINT" ] || { echo "error: stand-in did not start within 30 s" >&2; exit 1; }
-export AWS_ENDPOINT_URL=$ENDPOINT AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-export AWS_ACCESS_KEY_ID=scaleout AWS_SECRET_ACCESS_KEY=bench
-unset AWS_PROFILE
-CA_ARN=$(PYTHONPATH=$ROOT/standin "$PY" -m hsm_demo_standin.testing hierarchy --endpoint "$ENDPOINT" --name "hsm-demo scale-out" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuing_arn"])')
+bench_standin "hsm-demo scale-out" scaleout
 echo "bench-scaleout: stand-in $ENDPOINT, issuing CA $CA_ARN, work dir $WORK, binary $BIN"
 
 control() { # PATH [JSON body] -> the answer
