@@ -267,49 +267,6 @@ pub async fn wait_report(
     }
 }
 
-/// GetObject of a report: its bytes (bounded) and when it was written.
-pub async fn download(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<(Vec<u8>, Option<OffsetDateTime>)> {
-    let url = format!("s3://{bucket}/{key}");
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            if let Some(refused) = crate::pca::aws_auth::refusal("S3 GetObject", &e) {
-                return refused;
-            }
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or("no error code")
-                .to_string();
-            Error::Aws {
-                message: format!("S3 GetObject {url} failed: {code}"),
-                code: Some(code),
-                request_id: None,
-            }
-        })?;
-    let written = out
-        .last_modified()
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
-    if out.content_length().unwrap_or(0) > MAX_REPORT_BYTES as i64 {
-        return Err(Error::aws(format!(
-            "{url} is larger than {MAX_REPORT_BYTES} bytes"
-        )));
-    }
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::aws(format!("reading {url}: {e}")))?
-        .into_bytes();
-    Ok((body.to_vec(), written))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

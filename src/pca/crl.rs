@@ -7,7 +7,6 @@
 //! clients (`AWS_ENDPOINT_URL`, with path-style addressing when an endpoint URL is set: the local
 //! stand-in has no per-bucket host names).
 
-use aws_config::BehaviorVersion;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -17,9 +16,7 @@ use crate::error::{Error, Result};
 use crate::pca::aws::{map_sdk_error, AwsClients, Service};
 use crate::pca::ids::{CaArn, Serial};
 use crate::pca::revoke::REASONS;
-
-/// S3's code for a missing object: the CA has not written its CRL yet.
-pub const NO_SUCH_KEY: &str = "NoSuchKey";
+use crate::pca::s3::{self, NO_SUCH_KEY};
 
 /// Largest CRL accepted (a CRL entry is ~50 bytes: 2 million revocations).
 pub const MAX_CRL_BYTES: usize = 100 * 1024 * 1024;
@@ -203,64 +200,18 @@ pub async fn ca_certificate(clients: &AwsClients, arn: &CaArn) -> Result<String>
         .ok_or_else(|| Error::aws(format!("CA {arn} has no certificate")))
 }
 
-/// An S3 client on the standard AWS configuration (path-style when an endpoint URL is set).
-pub async fn s3_client() -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let mut b = aws_sdk_s3::config::Builder::from(&conf);
-    if conf.endpoint_url().is_some() {
-        b = b.force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(b.build())
-}
-
 /// GetObject of the CRL, bounded by [`MAX_CRL_BYTES`].
 pub async fn download(s3: &aws_sdk_s3::Client, loc: &CrlLocation) -> Result<Vec<u8>> {
-    let url = format!("s3://{}/{}", loc.bucket, loc.key);
-    let out = s3
-        .get_object()
-        .bucket(&loc.bucket)
-        .key(&loc.key)
-        .send()
-        .await
-        .map_err(|e| {
-            if let Some(refused) = crate::pca::aws_auth::refusal("S3 GetObject", &e) {
-                return refused;
-            }
-            let svc = e.as_service_error();
-            if svc.is_some_and(|s| s.is_no_such_key()) {
-                return Error::Aws {
-                    message: format!(
-                        "no CRL at {url} yet: PCA writes it when the CA becomes ACTIVE with CRLs enabled"
-                    ),
-                    code: Some(NO_SUCH_KEY.into()),
-                    request_id: None,
-                };
-            }
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or("no error code")
-                .to_string();
-            Error::aws(format!(
-                "S3 GetObject {url} failed: {code}: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ))
-        })?;
-    if out.content_length().unwrap_or(0) > MAX_CRL_BYTES as i64 {
-        return Err(Error::aws(format!(
-            "{url} is larger than {MAX_CRL_BYTES} bytes"
-        )));
+    match s3::get_bounded(s3, &loc.bucket, &loc.key, MAX_CRL_BYTES).await {
+        Ok(o) => Ok(o.bytes),
+        Err(e) if e.aws_code() == Some(NO_SUCH_KEY) => Err(e.reword_aws(|_| {
+            format!(
+                "no CRL at s3://{}/{} yet: PCA writes it when the CA becomes ACTIVE with CRLs enabled",
+                loc.bucket, loc.key
+            )
+        })),
+        Err(e) => Err(e),
     }
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::aws(format!("reading {url}: {e}")))?
-        .into_bytes();
-    if body.len() > MAX_CRL_BYTES {
-        return Err(Error::aws(format!(
-            "{url} is larger than {MAX_CRL_BYTES} bytes"
-        )));
-    }
-    Ok(body.to_vec())
 }
 
 /// Locates, downloads and inspects the CA's CRL: (report, DER bytes).
@@ -271,7 +222,7 @@ pub async fn fetch(
 ) -> Result<(CrlInfo, Vec<u8>)> {
     let loc = locate(clients, arn).await?;
     let ca_pem = ca_certificate(clients, arn).await?;
-    let der = download(&s3_client().await, &loc).await?;
+    let der = download(&s3::client().await, &loc).await?;
     let info = inspect(&der, &ca_pem, loc, serial, OffsetDateTime::now_utc())?;
     Ok((info, der))
 }
@@ -291,7 +242,7 @@ pub async fn wait_listed(
     let deadline = Instant::now() + timeout;
     let loc = locate(clients, arn).await?;
     let ca_pem = ca_certificate(clients, arn).await?;
-    let s3 = s3_client().await;
+    let s3 = s3::client().await;
     let mut pause = Duration::from_secs(1);
     let mut last: Option<CrlInfo> = None;
     loop {

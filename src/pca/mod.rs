@@ -45,6 +45,7 @@ pub mod records;
 pub mod registry;
 pub mod renew;
 pub mod revoke;
+pub mod s3;
 pub mod token;
 pub mod validity;
 

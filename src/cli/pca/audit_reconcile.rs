@@ -62,13 +62,17 @@ pub fn run(a: AuditReconcileArgs, g: &Global) -> Result<()> {
                 key
             }
         };
-        let s3 = crate::pca::crl::s3_client().await;
-        let (bytes, written) = audit::download(&s3, &bucket, &key).await?;
-        let report = audit::parse_report(&bytes)?;
+        let s3 = crate::pca::s3::client().await;
+        let object =
+            crate::pca::s3::get_bounded(&s3, &bucket, &key, audit::MAX_REPORT_BYTES).await?;
+        let report = audit::parse_report(&object.bytes)?;
         let registry = Registry::new(&clients, &aws.table);
         let markers = registry.serials_of_ca(arn.as_str()).await?;
         let intents = registry.open_intents().await?;
-        Ok::<_, Error>((audit::reconcile(&report, &markers, &intents, written), key))
+        Ok::<_, Error>((
+            audit::reconcile(&report, &markers, &intents, object.last_modified),
+            key,
+        ))
     })??;
     let location = format!("s3://{}/{key}", a.bucket.clone());
     if g.json {
