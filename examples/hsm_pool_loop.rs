@@ -47,7 +47,12 @@ fn main() {
             };
             let pool = pool.clone();
             // New devices, as a batch sees them on their first run (no registry item yet).
-            set.spawn(async move { pool.csr(&req, true).await.map(|(csr, _)| csr) });
+            let binding = hsm_demo::pca::device_key::KeyBinding {
+                own_id: hsm_demo::pca::device_key::intent_key_id(req.device.as_str(), 0, "bench"),
+                unsearched: true,
+                ..Default::default()
+            };
+            set.spawn(async move { pool.csr(&req, &binding).await.map(|(csr, _)| csr) });
         }
         let mut errors = 0usize;
         while let Some(r) = set.join_next().await {

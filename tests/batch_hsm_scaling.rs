@@ -54,7 +54,12 @@ fn run_pool(
             let pool = pool.clone();
             let req = DeviceRequest::new(DeviceId::parse(&format!("{prefix}-{i}")).unwrap());
             // New devices (no registry item yet), disjoint per process.
-            set.spawn(async move { pool.csr(&req, true).await.map_err(|e| e.to_string()) });
+            let binding = hsm_demo::pca::device_key::KeyBinding {
+                own_id: hsm_demo::pca::device_key::intent_key_id(req.device.as_str(), 0, prefix),
+                unsearched: true,
+                ..Default::default()
+            };
+            set.spawn(async move { pool.csr(&req, &binding).await.map_err(|e| e.to_string()) });
         }
         let (mut ok, mut failed) = (0, 0);
         while let Some(r) = set.join_next().await {

@@ -17,29 +17,6 @@ use batch_support::*;
 use common::stdout_of;
 use pca_support::PcaEnv;
 
-/// Private keys per label on the token (`list-slots --objects --json`).
-fn private_keys_labelled(env: &PcaEnv, label: &str) -> usize {
-    let v = env.objects_json();
-    fn walk(v: &serde_json::Value, label: &str, n: &mut usize) {
-        match v {
-            serde_json::Value::Object(m) => {
-                let class = m.get("class").and_then(|c| c.as_str()).unwrap_or("");
-                if m.get("label").and_then(|l| l.as_str()) == Some(label)
-                    && class.contains("private")
-                {
-                    *n += 1;
-                }
-                m.values().for_each(|x| walk(x, label, n));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, label, n)),
-            _ => {}
-        }
-    }
-    let mut n = 0;
-    walk(&v, label, &mut n);
-    n
-}
-
 fn pubkey_pem(env: &PcaEnv, label: &str) -> String {
     let a = env
         .cmd()
@@ -77,7 +54,7 @@ fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
     }
     for (d, pem) in pre.iter().zip(&pre_pems) {
         let label = format!("device-{d}");
-        assert_eq!(private_keys_labelled(&env, &label), 1, "{label}");
+        assert_eq!(env.private_keys_labelled(&label), 1, "{label}");
         assert_eq!(
             &pubkey_pem(&env, &label),
             pem,
@@ -85,11 +62,7 @@ fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
         );
     }
     for d in &devs {
-        assert_eq!(
-            private_keys_labelled(&env, &format!("device-{d}")),
-            1,
-            "{d}"
-        );
+        assert_eq!(env.private_keys_labelled(&format!("device-{d}")), 1, "{d}");
     }
     assert_exactly_one_each(&env, &devs);
 }
@@ -146,7 +119,7 @@ fn only_a_device_the_registry_never_saw_skips_the_token_search() {
         .success();
     let made = pubkey_pem(&env, label);
     let req = DeviceRequest::new(DeviceId::parse("ki-late").unwrap());
-    let (csr, outcome) = rt.block_on(pool.csr(&req, false)).unwrap();
+    let (csr, outcome) = rt.block_on(pool.csr(&req, &binding(&req, false))).unwrap();
     assert_eq!(outcome, KeyOutcome::Reused, "searched, found, reused");
     assert!(
         csr.pem.contains("CERTIFICATE REQUEST"),
@@ -155,13 +128,25 @@ fn only_a_device_the_registry_never_saw_skips_the_token_search() {
     );
     // A device that is absent from the index AND never claimed gets a key without a search.
     let req = DeviceRequest::new(DeviceId::parse("ki-new").unwrap());
-    let (_, outcome) = rt.block_on(pool.csr(&req, true)).unwrap();
+    let (_, outcome) = rt.block_on(pool.csr(&req, &binding(&req, true))).unwrap();
     assert_eq!(outcome, KeyOutcome::Created);
     // Asked again (a retry of the same device), the index knows the label now: found, reused.
-    let (_, outcome) = rt.block_on(pool.csr(&req, true)).unwrap();
+    let (_, outcome) = rt.block_on(pool.csr(&req, &binding(&req, true))).unwrap();
     assert_eq!(outcome, KeyOutcome::Reused);
     pool.shutdown();
-    assert_eq!(private_keys_labelled(&env, label), 1);
+    assert_eq!(env.private_keys_labelled(label), 1);
     assert_eq!(pubkey_pem(&env, label), made);
-    assert_eq!(private_keys_labelled(&env, "device-ki-new"), 1);
+    assert_eq!(env.private_keys_labelled("device-ki-new"), 1);
+}
+
+/// The binding of a claim of generation 0 by one owner (this test's).
+fn binding(
+    req: &hsm_demo::pca::provision::DeviceRequest,
+    unsearched: bool,
+) -> hsm_demo::pca::device_key::KeyBinding {
+    hsm_demo::pca::device_key::KeyBinding {
+        own_id: hsm_demo::pca::device_key::intent_key_id(req.device.as_str(), 0, "test:1:1:n"),
+        unsearched,
+        ..Default::default()
+    }
 }

@@ -4,9 +4,11 @@
 //!
 //! - `LimitExceededException` from IssueCertificate (a resource quota, not a rate): exactly one
 //!   attempt, a one-line error, non-zero exit, nothing recorded, the intent released (deleted,
-//!   docs/registry-schema.md "Terminal failure"); the rerun reuses the HSM key and issues.
+//!   docs/registry-schema.md "Terminal failure") and the HSM key it made removed; the rerun makes
+//!   its own key and issues.
 //! - `RequestFailedException` from GetCertificate (issuance failed asynchronously): terminal, the
-//!   waiter stops at once, a one-line error, nothing recorded, the intent released.
+//!   waiter stops at once, a one-line error, nothing recorded, the intent released, its key removed:
+//!   the rerun is a new request.
 //!
 //! Attempts are counted by the stand-in (`GET /_standin/stats`), independent of the code under test.
 
@@ -88,7 +90,10 @@ fn limit_exceeded_is_terminal_not_retried_and_leaves_nothing_recorded() {
         .failure();
     assert_eq!(error_lines(&stderr_of(&a)).len(), 1);
 
-    // Quota raised: the rerun reuses the key the first run generated and issues once.
+    // The given-up claim removed the key it made, so no later claim finds a leftover.
+    assert_eq!(env.private_keys_labelled("device-lim-1"), 0);
+
+    // Quota raised: the rerun makes its own key and issues once.
     standin::set_switches_for(
         &env.endpoint,
         &env.akid,
@@ -100,7 +105,8 @@ fn limit_exceeded_is_terminal_not_retried_and_leaves_nothing_recorded() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).expect("JSON");
-    assert_eq!(v["key"], "reused", "{v}");
+    assert_eq!(v["key"], "created", "{v}");
+    assert_eq!(env.private_keys_labelled("device-lim-1"), 1);
     assert_eq!(v["called_issue"], true, "{v}");
     assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 1);
     assert_eq!(standin::issue_calls(&env.endpoint, env.ca()), 2);
@@ -199,8 +205,9 @@ fn request_failed_is_terminal_waited_on_once_and_leaves_nothing_recorded() {
     let a = env.cmd().args(["pca", "reconcile"]).assert().success();
     assert!(stdout_of(&a).contains("no unfinished issuances"));
 
-    // A rerun within AWS's idempotency window sends the same token (same key, CSR, generation) and
-    // gets the same failed request back: the same one-line error, bounded, still nothing recorded.
+    // The given-up claim removed the key it made: a rerun is a new request (new key, new token),
+    // not the failed one replayed: issued once, recorded once.
+    assert_eq!(env.private_keys_labelled("device-rf-1"), 0);
     standin::set_switches_for(
         &env.endpoint,
         &env.akid,
@@ -210,30 +217,15 @@ fn request_failed_is_terminal_waited_on_once_and_leaves_nothing_recorded() {
         .cmd()
         .args(provision_args(&env, "rf-1"))
         .assert()
-        .failure()
-        .code(1);
-    let err = stderr_of(&a);
-    assert_eq!(error_lines(&err).len(), 1, "{err}");
-    assert!(err.contains("RequestFailedException"), "{err}");
-    let st = issue_stats(&env);
-    assert_eq!(st["idempotent_replays"], 1, "{st}");
-    assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 0);
-    assert!(env.table_items().is_empty(), "{:?}", env.table_items());
-
-    // After the window (0 s here) the rerun is a new request: issued once, recorded once.
-    standin::set_switches_for(
-        &env.endpoint,
-        &env.akid,
-        serde_json::json!({"idempotency_window_seconds": 0}),
-    );
-    let a = env
-        .cmd()
-        .args(provision_args(&env, "rf-1"))
-        .assert()
         .success();
     let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).expect("JSON");
     assert_eq!(v["fresh"], true, "{v}");
-    assert_eq!(v["key"], "reused", "{v}");
+    assert_eq!(v["key"], "created", "{v}");
+    assert_eq!(
+        issue_stats(&env)["idempotent_replays"],
+        0,
+        "the failed request was not replayed"
+    );
     assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 1);
     assert_eq!(env.items_with_sk("CA#").len(), 1);
     assert_eq!(env.items_with_sk("CURRENT").len(), 1);

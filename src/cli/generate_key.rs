@@ -61,11 +61,19 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             i + 1
         )));
     }
+    if id
+        .as_deref()
+        .is_some_and(crate::pca::device_key::is_intent_key_id)
+    {
+        return Err(crate::Error::input(format!(
+            "--id may not start with '{}': that prefix marks device keys made under an issuance intent",
+            String::from_utf8_lossy(crate::pca::device_key::INTENT_KEY_ID_PREFIX)
+        )));
+    }
     let req = KeygenRequest {
-        label: args.label,
-        curve,
-        id,
         allow_duplicate_label: args.allow_duplicate_label,
+        id,
+        ..KeygenRequest::new(args.label, curve)
     };
     let mut session = HsmSession::connect(&g.connect_options())?;
     let key = match generate_key(&session, &req) {

@@ -20,7 +20,7 @@ use crate::pca::hsm_pool::HsmPool;
 use crate::pca::ids::{CaArn, DeviceId};
 use crate::pca::issue::{IssueOptions, Issuer, Template};
 use crate::pca::output::write_cert_files;
-use crate::pca::provision::{DeviceKeys, DeviceRequest, KeyOutcome, SessionKeys};
+use crate::pca::provision::{NoHsm, SessionKeys};
 use crate::pca::ratelimit::{RateLimits, Shaper};
 use crate::pca::renew::job::{all_devices_manifest, RenewJob};
 use crate::pca::renew::policy::{parse_percent, parse_seconds};
@@ -193,15 +193,6 @@ pub fn run(a: Args, g: &Global) -> Result<()> {
     }
 }
 
-/// Keys for `--csr`: the HSM is not used.
-struct NoKeys;
-
-impl DeviceKeys for NoKeys {
-    async fn csr_for(&mut self, _: &DeviceRequest, _: bool) -> Result<(Csr, KeyOutcome)> {
-        Err(Error::Other("internal: no HSM key with --csr".into()))
-    }
-}
-
 /// One device (`--device-id`).
 fn run_one(a: &Args, c: Checked, device: DeviceId, g: &Global) -> Result<()> {
     let csr = match &a.csr {
@@ -237,7 +228,7 @@ fn run_one(a: &Args, c: Checked, device: DeviceId, g: &Global) -> Result<()> {
         let issuer = Issuer::new(&clients, &a.aws.table, &c.ca, c.issue).await?;
         match &session {
             Some(s) => renew_device(&issuer, &mut SessionKeys::new(s)?, &req).await,
-            None => renew_device(&issuer, &mut NoKeys, &req).await,
+            None => renew_device(&issuer, &mut NoHsm, &req).await,
         }
     })??;
     report_one(a, &device, &r, g)

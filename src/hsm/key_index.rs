@@ -9,11 +9,15 @@
 //! key generated with no search at all.
 //!
 //! The index is a snapshot plus this process's own writes, so "absent" is trusted only together
-//! with the registry's word that no runner ever held the device (see
-//! `pca::provision::hsm_csr_locked`): every key hsm-demo generates for a device is generated while
-//! holding that device's intent in the registry, so a device with no registry item at all has no
-//! key that another runner made after the snapshot. Anything else — a label in the index, a
-//! resumed or taken-over intent, an earlier generation, a FAILED marker — takes the searching path.
+//! with the registry's word that no runner can have made the key (`KeyBinding::unsearched` in
+//! `pca::device_key`): every key hsm-demo generates for a device is generated while holding the
+//! device's intent in the registry, and a runner that gives an intent up removes the key it made.
+//! So a device with no registry item at all (`provision`), or a renewal's own new intent for a
+//! label that only that generation uses (`device-<id>-g<n>`), has no key that another runner made
+//! after the snapshot. Anything else — a label in the index, a resumed or taken-over intent, an
+//! earlier generation, a FAILED marker — takes the searching path. Should a crash ever leave a key
+//! behind that the snapshot missed, the new key still carries its own claim's CKA_ID, and the next
+//! search of the label removes the one no record names (`pca::device_key::plan`).
 //!
 //! Labels are kept as 64-bit keyed hashes (SipHash with a per-process random key): 8 bytes a
 //! label, about 0.3 MiB for a 10,000-device token. A collision can only make an absent label look

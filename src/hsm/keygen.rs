@@ -32,6 +32,9 @@ pub struct KeygenRequest {
     pub id: Option<Vec<u8>>,
     /// Allow a label that already exists (the id must still be new).
     pub allow_duplicate_label: bool,
+    /// The caller vouches that `id` is new (derived from something unique, e.g. the claim of
+    /// a device key): generation then skips the search that would check it.
+    pub id_is_new: bool,
 }
 
 impl KeygenRequest {
@@ -42,6 +45,7 @@ impl KeygenRequest {
             curve,
             id: None,
             allow_duplicate_label: false,
+            id_is_new: false,
         }
     }
 }
@@ -204,7 +208,7 @@ fn generate_unchecked(
                 label: None,
                 id: Some(i.clone()),
             };
-            if exists(session, &spec)? {
+            if !req.id_is_new && exists(session, &spec)? {
                 return Err(Error::KeyExists {
                     what: format!("id {}", hex::encode(i)),
                     token,

@@ -14,9 +14,9 @@
 //! Transient token errors (SoftHSM's file object store under concurrent writers, CloudHSM's
 //! CKR_DEVICE_ERROR under throttling, stale handles: [`crate::hsm::retry::classify`]) are retried a
 //! bounded number of times. Retrying
-//! [`hsm_csr`] is safe even for key generation: it looks the key up by label *first* — a pair left
-//! complete by a failed call is reused, a half pair is removed and regenerated — so a retry never
-//! leaves two keys for one device.
+//! [`hsm_csr_locked`] is safe even for key generation: a retry searches the label (the failed
+//! attempt put it in the index) and finds the pair by this claim's own CKA_ID — a complete pair is
+//! reused, a half pair is removed and regenerated — so a retry never leaves two keys for one device.
 //!
 //! Ending the process: [`HsmPool::halt`] closes a gate every job passes through, waits for the
 //! jobs inside it to finish, and keeps the workers out from then on — so a process that must end
@@ -38,17 +38,24 @@ use crate::hsm::module::Module;
 use crate::hsm::retry;
 use crate::hsm::session::HsmSession;
 use crate::pca::csr::Csr;
+use crate::pca::device_key::{self, KeyBinding};
 use crate::pca::provision::{hsm_csr_locked, DeviceKeys, DeviceRequest, KeyOutcome};
 
 /// Attempts of one device's HSM work on transient token errors.
 pub const HSM_ATTEMPTS: u32 = 4;
 
-type Reply = oneshot::Sender<Result<(Csr, KeyOutcome)>>;
+/// What a worker does for one device.
+enum Work {
+    /// Find or make the key and sign the CSR.
+    Csr(oneshot::Sender<Result<(Csr, KeyOutcome)>>),
+    /// Remove the key a given-up claim made.
+    Discard(oneshot::Sender<Result<usize>>),
+}
 
 struct Job {
     req: DeviceRequest,
-    never_claimed: bool,
-    reply: Reply,
+    binding: KeyBinding,
+    work: Work,
 }
 
 /// The gate of [`HsmPool::halt`]: how many jobs are inside, and whether it is closed.
@@ -171,27 +178,54 @@ impl HsmPool {
         self.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Finds or creates the device key and signs its CSR on some worker (`never_claimed`: see
-    /// [`hsm_csr_locked`]).
+    /// Finds, creates or repairs the device key and signs its CSR on some worker
+    /// ([`hsm_csr_locked`]).
     pub fn csr(
         &self,
         req: &DeviceRequest,
-        never_claimed: bool,
+        binding: &KeyBinding,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
-        let tx = self.tx.clone();
-        let req = req.clone();
+        let (reply, rx) = oneshot::channel();
+        let sent = self.send(req, binding, Work::Csr(reply));
         async move {
-            let (reply, rx) = oneshot::channel();
-            let tx = tx.ok_or_else(|| Error::Other("the HSM workers have stopped".into()))?;
-            tx.send(Job {
-                req,
-                never_claimed,
-                reply,
-            })
-            .await
-            .map_err(|_| Error::Other("the HSM workers have stopped".into()))?;
+            sent.await?;
             rx.await
                 .map_err(|_| Error::Other("an HSM worker stopped unexpectedly".into()))?
+        }
+    }
+
+    /// Removes the key pair a given-up claim made ([`device_key::discard`]) on some worker.
+    pub fn discard(
+        &self,
+        req: &DeviceRequest,
+        binding: &KeyBinding,
+    ) -> impl Future<Output = Result<usize>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.send(req, binding, Work::Discard(reply));
+        async move {
+            sent.await?;
+            rx.await
+                .map_err(|_| Error::Other("an HSM worker stopped unexpectedly".into()))?
+        }
+    }
+
+    fn send(
+        &self,
+        req: &DeviceRequest,
+        binding: &KeyBinding,
+        work: Work,
+    ) -> impl Future<Output = Result<()>> {
+        let tx = self.tx.clone();
+        let job = Job {
+            req: req.clone(),
+            binding: binding.clone(),
+            work,
+        };
+        async move {
+            let tx = tx.ok_or_else(|| Error::Other("the HSM workers have stopped".into()))?;
+            tx.send(job)
+                .await
+                .map_err(|_| Error::Other("the HSM workers have stopped".into()))
         }
     }
 
@@ -234,31 +268,47 @@ fn worker(
             let Ok(mut guard) = rx.lock() else { return };
             guard.blocking_recv()
         };
-        let Some(Job {
-            req,
-            never_claimed,
-            reply,
-        }) = job
-        else {
+        let Some(Job { req, binding, work }) = job else {
             return;
         };
-        let mut attempt = 1;
-        let res = loop {
-            let inside = gate.enter();
-            let r = hsm_csr_locked(&session, &req, Some(store), never_claimed);
-            drop(inside);
-            match r {
-                Err(e) if attempt < HSM_ATTEMPTS && is_transient(&e) => {
-                    retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(device = %req.device, attempt, "HSM error, retrying: {e}");
-                    let jitter = rand::random_range(0..=10u64 * u64::from(attempt));
-                    std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
-                    attempt += 1;
-                }
-                r => break r,
+        match work {
+            Work::Csr(reply) => {
+                let r = with_retries(&req, &retried, || {
+                    let _inside = gate.enter();
+                    hsm_csr_locked(&session, &req, Some(store), &binding)
+                });
+                let _ = reply.send(r);
             }
-        };
-        let _ = reply.send(res);
+            Work::Discard(reply) => {
+                let r = with_retries(&req, &retried, || {
+                    let _inside = gate.enter();
+                    let _keys = store.write().unwrap_or_else(|p| p.into_inner());
+                    device_key::discard(&session, &req, &binding)
+                });
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+/// Runs `f` up to [`HSM_ATTEMPTS`] times while it fails with a transient token error.
+fn with_retries<T>(
+    req: &DeviceRequest,
+    retried: &std::sync::atomic::AtomicU64,
+    mut f: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if attempt < HSM_ATTEMPTS && is_transient(&e) => {
+                retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(device = %req.device, attempt, "HSM error, retrying: {e}");
+                let jitter = rand::random_range(0..=10u64 * u64::from(attempt));
+                std::thread::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter));
+                attempt += 1;
+            }
+            r => return r,
+        }
     }
 }
 
@@ -270,9 +320,17 @@ impl DeviceKeys for PoolKeys<'_> {
     fn csr_for(
         &mut self,
         req: &DeviceRequest,
-        never_claimed: bool,
+        binding: &KeyBinding,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
-        self.0.csr(req, never_claimed)
+        self.0.csr(req, binding)
+    }
+
+    fn discard(
+        &mut self,
+        req: &DeviceRequest,
+        binding: &KeyBinding,
+    ) -> impl Future<Output = Result<usize>> {
+        self.0.discard(req, binding)
     }
 }
 

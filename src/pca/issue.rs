@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::pca::aws::{map_sdk_error, AwsClients, Service};
 use crate::pca::ca::CaInfo;
 use crate::pca::csr::{cert_facts, Csr};
+use crate::pca::device_key::{intent_key_id, KeyBinding};
 use crate::pca::ids::{CaArn, DeviceId, Serial};
 use crate::pca::owner;
 use crate::pca::registry::{
@@ -126,6 +127,10 @@ pub struct Claim {
     /// (no earlier intent, certificate record or FAILED marker), so no hsm-demo runner can have
     /// generated its key (keys are generated only under an intent).
     pub never_claimed: bool,
+    /// This claim created the intent item (no earlier claim of this generation is open).
+    pub fresh: bool,
+    /// The public keys of the device's recorded certificates (see [`Claim::key_binding`]).
+    pub recorded_spkis: Vec<Vec<u8>>,
     /// A renewal: the device's CURRENT (ISSUED) certificate that this generation replaces. The
     /// record transaction then also requires CURRENT to still be it and marks it SUPERSEDED.
     pub supersedes: Option<Box<CertRecord>>,
@@ -136,6 +141,34 @@ impl Claim {
     pub fn needs_csr(&self) -> bool {
         self.intent.state == IntentState::Pending
     }
+
+    /// What the HSM side needs to find, make or repair the key of this claim
+    /// ([`crate::pca::device_key`]); `unsearched`: see [`KeyBinding::unsearched`].
+    pub fn key_binding(&self, unsearched: bool) -> KeyBinding {
+        KeyBinding {
+            own_id: intent_key_id(
+                self.device.as_str(),
+                self.intent.generation,
+                &self.intent.owner,
+            ),
+            unsearched,
+            stored_csr_sha256: self.intent.params.as_ref().map(|p| p.csr_sha256.clone()),
+            recorded_spkis: self.recorded_spkis.clone(),
+        }
+    }
+}
+
+/// The public keys of the certificates recorded for a device (any generation, any status).
+pub fn recorded_spkis(st: &DeviceState) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for pem in st.history.iter().filter_map(|c| c.cert_pem.as_deref()) {
+        if let Ok(f) = cert_facts(pem) {
+            if !out.contains(&f.spki) {
+                out.push(f.spki);
+            }
+        }
+    }
+    out
 }
 
 /// What [`Issuer::begin`] found.
@@ -318,6 +351,8 @@ impl Issuer {
                             device: device.clone(),
                             intent,
                             never_claimed: st.items == 0,
+                            fresh: true,
+                            recorded_spkis: recorded_spkis(&st),
                             supersedes: None,
                         }))
                     }
@@ -345,6 +380,8 @@ impl Issuer {
                         device: device.clone(),
                         intent,
                         never_claimed: false,
+                        fresh: false,
+                        recorded_spkis: recorded_spkis(&st),
                         supersedes: None,
                     }))
                 }
@@ -469,6 +506,20 @@ impl Issuer {
         intent.owner = self.owner.clone();
         intent.lease_until = lease;
         Ok(Pending::Claimed(intent))
+    }
+
+    /// Whether nobody can resume `device`'s `generation` with the key that signed `csr`: its
+    /// intent is gone (and nothing recorded that generation) or stores another CSR. One
+    /// consistent read; used after a failed [`Issuer::complete`] to remove that key.
+    pub async fn abandoned(&self, device: &DeviceId, generation: u32, csr: &Csr) -> Result<bool> {
+        let st = self.registry.device(device).await?;
+        Ok(match st.intent(generation) {
+            None => !st.history.iter().any(|c| c.generation == generation),
+            Some(i) => i
+                .params
+                .as_ref()
+                .is_none_or(|p| p.csr_sha256 != sha256_hex(&csr.tbs)),
+        })
     }
 
     /// Gives a PENDING claim back (e.g. the HSM failed before IssueCertificate was called), so
@@ -958,7 +1009,7 @@ impl Issuer {
                     map_sdk_error(&self.clients, Service::Pca, "GetCertificate", of.into_error());
                 if mapped.aws_code() == Some("RequestFailedException") {
                     FetchFailure::Terminal(mapped.reword_aws(|m| format!(
-                        "{m} (terminal: AWS will not issue this certificate); nothing recorded — a rerun within AWS's idempotency window sends the same token and may get this failed request back"
+                        "{m} (terminal: AWS will not issue this certificate); nothing recorded — a rerun with the same CSR within AWS's idempotency window sends the same token and may get this failed request back (an HSM key made for it is removed, so its rerun is a new request)"
                     )))
                 } else {
                     FetchFailure::Retryable(mapped)

@@ -30,6 +30,7 @@ pub mod crl;
 pub mod csr;
 pub mod decommission;
 pub mod device_csr;
+pub mod device_key;
 pub mod failed;
 pub mod hsm_pool;
 pub mod ids;

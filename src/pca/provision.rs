@@ -2,9 +2,11 @@
 //! if present) → CSR signed in the HSM → IssueCertificate → record → files.
 //!
 //! The intent is claimed *before* the key is generated, so two runners provisioning the same device
-//! at once never both generate a key: the loser waits for the winner's result. A crash between key
-//! generation and the CSR leaves a key labelled `device-<id>` that the rerun finds and reuses (the
-//! look-up is by label first; several keys with that label is an error, never a guess).
+//! at once never both generate a key: the loser waits for the winner's result. The key carries its
+//! claim's CKA_ID ([`device_key`]): a run that resumes an issuance whose CSR was stored signs with
+//! exactly the key that signed it; a key a crashed or given-up claim made before storing anything
+//! is removed and replaced; several keys under the label that nothing recorded tells apart are an
+//! error, never a guess. A claim given up removes the key it made ([`give_up_key`]).
 //!
 //! For batch provisioning: [`provision_device`] takes any [`DeviceKeys`] (e.g. one that hands the
 //! HSM work to a worker thread owning a PKCS#11 session and awaits its reply), so the future can
@@ -18,69 +20,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::RwLock;
 
-use cryptoki::object::ObjectHandle;
-
 use crate::error::{Error, Result};
-use crate::hsm::ec::Curve;
 use crate::hsm::key_index::KeyIndex;
-use crate::hsm::keygen::{generate_key_locked, KeygenRequest};
-use crate::hsm::lock::TokenLock;
-use crate::hsm::lookup::KeySpec;
-use crate::hsm::repair::{pair_is_intact, remove_broken_pair};
 use crate::hsm::role;
 use crate::hsm::session::HsmSession;
-use crate::hsm::signer::HsmSigner;
-use crate::pca::csr::{build_csr, Csr, CsrRequest};
-use crate::pca::ids::DeviceId;
+use crate::pca::csr::Csr;
+use crate::pca::device_key::{self, KeyBinding};
+pub use crate::pca::device_key::{DeviceRequest, KeyOutcome};
 use crate::pca::issue::{Begin, Issued, Issuer};
-
-/// One device to provision.
-#[derive(Clone, Debug)]
-pub struct DeviceRequest {
-    /// Device id.
-    pub device: DeviceId,
-    /// Subject and SANs (`cn` defaults to the device id).
-    pub csr: CsrRequest,
-    /// HSM key label (default `device-<id>`).
-    pub key_label: String,
-    /// Curve for a new key.
-    pub curve: Curve,
-    /// The device's own CSR, already checked ([`crate::pca::device_csr`]): the key was generated
-    /// on the device, the HSM is not used (`csr` then holds the subject the CSR carries).
-    pub device_csr: Option<Csr>,
-}
-
-impl DeviceRequest {
-    /// Defaults: CN = device id, label `device-<id>`, P-256.
-    pub fn new(device: DeviceId) -> Self {
-        DeviceRequest {
-            csr: CsrRequest {
-                cn: Some(device.to_string()),
-                ..CsrRequest::default()
-            },
-            key_label: device.key_label(),
-            curve: Curve::P256,
-            device,
-            device_csr: None,
-        }
-    }
-}
-
-/// What happened to the device's key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyOutcome {
-    /// Generated now.
-    Created,
-    /// Found by label and reused.
-    Reused,
-    /// Half a key pair (an interrupted key generation) was removed and a new pair generated.
-    Regenerated,
-    /// Not touched (the certificate was already issued or its ARN already stored).
-    Untouched,
-    /// Generated on the device, which sent a CSR: no HSM key.
-    Device,
-}
 
 /// A step of the flow, reported as it happens.
 #[derive(Clone, Debug)]
@@ -179,14 +126,21 @@ pub struct Provisioned {
 
 /// The HSM half of provisioning: produce the device's CSR from its key.
 pub trait DeviceKeys {
-    /// Finds (by label) or creates the device key and returns a CSR signed by it.
-    /// `never_claimed`: the registry had no item for the device before this claim (see
-    /// [`hsm_csr_locked`]); an implementation may use it to skip the label search.
+    /// Finds, creates or repairs the device key as [`device_key::plan`] says for the claim
+    /// described by `binding`, and returns a CSR signed by it.
     fn csr_for(
         &mut self,
         req: &DeviceRequest,
-        never_claimed: bool,
+        binding: &KeyBinding,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>>;
+
+    /// Destroys the key pair the claim described by `binding` generated (if any): the claim was
+    /// given up. Returns the objects destroyed.
+    fn discard(
+        &mut self,
+        req: &DeviceRequest,
+        binding: &KeyBinding,
+    ) -> impl Future<Output = Result<usize>>;
 }
 
 /// [`DeviceKeys`] for a run with no HSM: every device brings its own CSR
@@ -197,7 +151,7 @@ impl DeviceKeys for NoHsm {
     fn csr_for(
         &mut self,
         req: &DeviceRequest,
-        _never_claimed: bool,
+        _binding: &KeyBinding,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
         let device = req.device.to_string();
         async move {
@@ -205,6 +159,10 @@ impl DeviceKeys for NoHsm {
                 "internal: device {device} needs an HSM key, but no HSM was opened"
             )))
         }
+    }
+
+    async fn discard(&mut self, _req: &DeviceRequest, _binding: &KeyBinding) -> Result<usize> {
+        Ok(0)
     }
 }
 
@@ -224,131 +182,40 @@ impl DeviceKeys for SessionKeys<'_> {
     fn csr_for(
         &mut self,
         req: &DeviceRequest,
-        _never_claimed: bool,
+        binding: &KeyBinding,
     ) -> impl Future<Output = Result<(Csr, KeyOutcome)>> {
-        let r = hsm_csr(self.0, req);
+        let r = hsm_csr_locked(self.0, req, None, binding);
+        async move { r }
+    }
+
+    fn discard(
+        &mut self,
+        req: &DeviceRequest,
+        binding: &KeyBinding,
+    ) -> impl Future<Output = Result<usize>> {
+        let r = device_key::discard(self.0, req, binding);
         async move { r }
     }
 }
 
-/// Finds the key labelled `req.key_label` (exactly one) or generates it, then builds and signs the
-/// CSR in the HSM. Synchronous: run it on the thread that owns the session.
-pub fn hsm_csr(session: &HsmSession, req: &DeviceRequest) -> Result<(Csr, KeyOutcome)> {
-    hsm_csr_locked(session, req, None, false)
-}
-
-/// [`hsm_csr`] for several sessions of one process on one token (batch workers).
+/// The device key (found, generated or repaired: [`device_key::key_and_csr`]) and the CSR it
+/// signs in the HSM. Synchronous: run it on the thread that owns the session.
 ///
-/// `store` serialises this process's workers: key look-up and generation hold it for writing,
-/// CSR signing for reading. SoftHSM2's file object store was seen failing concurrent
-/// C_GenerateKeyPair calls from two threads (CKR_GENERAL_ERROR, leaving an unlabelled private key
-/// behind) and reads racing a write (CKR_ATTRIBUTE_VALUE_INVALID); signing in parallel is fine.
-/// It also guards the [`KeyIndex`] of the labels on the token.
-///
-/// `never_claimed`: the registry showed no item at all for the device when this runner claimed
-/// it (no earlier intent, record or FAILED marker). Together with a label absent from the index
-/// that proves no key exists — hsm-demo only generates a device key while holding the device's
-/// intent — so the key is generated without searching the token (see [`crate::hsm::key_index`]).
+/// `store` serialises the workers of one batch process on one token: key look-up and generation
+/// hold it for writing, CSR signing for reading. SoftHSM2's file object store was seen failing
+/// concurrent C_GenerateKeyPair calls from two threads (CKR_GENERAL_ERROR, leaving an unlabelled
+/// private key behind) and reads racing a write (CKR_ATTRIBUTE_VALUE_INVALID); signing in
+/// parallel is fine. It also guards the [`KeyIndex`] of the labels on the token: with
+/// [`KeyBinding::unsearched`] and a label absent from it, the key is generated without
+/// searching the token (see [`crate::hsm::key_index`]).
 pub fn hsm_csr_locked(
     session: &HsmSession,
     req: &DeviceRequest,
     store: Option<&RwLock<KeyIndex>>,
-    never_claimed: bool,
+    binding: &KeyBinding,
 ) -> Result<(Csr, KeyOutcome)> {
     req.csr.validate()?;
-    let (signer, outcome) = device_key(session, req, store, never_claimed)?;
-    let _guard = store.map(|l| l.read().unwrap_or_else(|p| p.into_inner()));
-    let csr = build_csr(&req.csr, &signer)?;
-    Ok((csr, outcome))
-}
-
-/// The device's key pair as a signer: generated, found (one label search) or, when an
-/// interrupted run left half a pair, regenerated.
-fn device_key<'s>(
-    session: &'s HsmSession,
-    req: &DeviceRequest,
-    store: Option<&RwLock<KeyIndex>>,
-    never_claimed: bool,
-) -> Result<(HsmSigner<'s>, KeyOutcome)> {
-    let label = &req.key_label;
-    // Checked under the token lock below, so the generation itself skips the label search.
-    let keygen = KeygenRequest {
-        allow_duplicate_label: true,
-        ..KeygenRequest::new(label.clone(), req.curve)
-    };
-    let mut index = store.map(|l| l.write().unwrap_or_else(|p| p.into_inner()));
-    if let Some(i) = index
-        .as_deref_mut()
-        .filter(|i| never_claimed && !i.may_contain(label))
-    {
-        // Recorded first: should the generation fail and leave something behind, a retry of this
-        // device searches instead of trusting the index.
-        i.insert(label);
-        let lock = TokenLock::acquire(session)?;
-        let key = generate_key_locked(session, &keygen, &lock)?;
-        return Ok((
-            HsmSigner::from_generated(session, &key)?,
-            KeyOutcome::Created,
-        ));
-    }
-    // The token lock makes "absent (or half a pair)? generate" one step for every hsm-demo
-    // process and thread on this host (hsm::lock).
-    let lock = TokenLock::acquire(session)?;
-    let (privs, pubs) = session.find_labelled_keys(label)?;
-    let found = match (privs.len(), pubs.len()) {
-        (0, 0) => {
-            let key = generate_key_locked(session, &keygen, &lock)?;
-            (
-                HsmSigner::from_generated(session, &key)?,
-                KeyOutcome::Created,
-            )
-        }
-        (1, p) if p >= 1 && pair_is_intact(session, &privs, &pubs)? => (
-            pair_signer(session, privs[0], &pubs, label)?,
-            KeyOutcome::Reused,
-        ),
-        (0, _) | (1, _) => {
-            // Half a key pair: a run was killed inside C_GenerateKeyPair (SoftHSM writes the two
-            // objects one after the other). No CSR can have been signed with it (that needs both
-            // halves), and this runner holds the device's intent, so nobody else is using it.
-            // Never half of a key-ceremony pair, though (refused by remove_broken_pair).
-            remove_broken_pair(session, label, &privs, &pubs, &lock)?;
-            let key = generate_key_locked(session, &keygen, &lock)?;
-            (
-                HsmSigner::from_generated(session, &key)?,
-                KeyOutcome::Regenerated,
-            )
-        }
-        (n, _) => {
-            return Err(Error::KeyAmbiguous {
-                what: format!("private key with label '{label}'"),
-                count: n,
-                token: session.token_label().to_string(),
-            })
-        }
-    };
-    if let Some(i) = index.as_deref_mut() {
-        i.insert(label);
-    }
-    Ok(found)
-}
-
-/// The signer for a found private key: its public key is the one with the same CKA_ID among
-/// `pubs`; anything else (none or several) gets [`HsmSigner::new`]'s look-up and its errors.
-fn pair_signer<'s>(
-    session: &'s HsmSession,
-    private: ObjectHandle,
-    pubs: &[ObjectHandle],
-    label: &str,
-) -> Result<HsmSigner<'s>> {
-    if let [public] = pubs {
-        let (plabel, pid) = session.label_and_id(private)?;
-        let (_, qid) = session.label_and_id(*public)?;
-        if pid == qid {
-            return HsmSigner::from_pair(session, private, *public, plabel, pid);
-        }
-    }
-    HsmSigner::new(session, &KeySpec::label(label.to_string()))
+    device_key::key_and_csr(session, req, binding, store)
 }
 
 /// Provisions one device: idempotent, resumable, safe with concurrent runners.
@@ -388,7 +255,8 @@ pub async fn provision_device<K: DeviceKeys>(
         });
         (Some(csr.clone()), KeyOutcome::Device)
     } else if claim.needs_csr() {
-        match keys.csr_for(req, claim.never_claimed).await {
+        let binding = claim.key_binding(claim.never_claimed);
+        match keys.csr_for(req, &binding).await {
             Ok((csr, key)) => {
                 on_step(&Step::Key {
                     label: req.key_label.clone(),
@@ -398,9 +266,22 @@ pub async fn provision_device<K: DeviceKeys>(
                     subject: csr.subject.clone(),
                     in_hsm: true,
                 });
-                (Some(csr), key)
+                let generation = claim.intent.generation;
+                return match issuer.complete(claim, Some(&csr)).await {
+                    Ok(issued) => Ok(provisioned(req, issued, key, on_step)),
+                    Err(e) => {
+                        let made = (key, generation, &csr);
+                        give_up_key(issuer, keys, req, &binding, made).await;
+                        Err(e)
+                    }
+                };
             }
             Err(e) => {
+                // The key this claim made (if any) goes before the intent: a later claim that
+                // trusts an absent label never finds a leftover.
+                if let Err(de) = keys.discard(req, &binding).await {
+                    tracing::warn!(device = %req.device, "could not remove the key of a given-up claim: {de}");
+                }
                 if let Err(re) = issuer.release(&claim).await {
                     tracing::warn!(device = %req.device, "could not release the intent: {re}");
                 }
@@ -411,13 +292,51 @@ pub async fn provision_device<K: DeviceKeys>(
         (None, KeyOutcome::Untouched)
     };
     let issued = issuer.complete(claim, csr.as_ref()).await?;
+    Ok(provisioned(req, issued, key, on_step))
+}
+
+fn provisioned(
+    req: &DeviceRequest,
+    issued: Issued,
+    key: KeyOutcome,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Provisioned {
     on_step(&Step::Recorded {
         serial: issued.record.serial.clone(),
         cert_arn: issued.record.cert_arn.clone(),
     });
-    Ok(Provisioned {
+    Provisioned {
         issued,
         key_label: req.key_label.clone(),
         key,
-    })
+    }
+}
+
+/// After a failed [`Issuer::complete`]: removes the key pair this claim generated (`made`: the
+/// outcome, the generation and the CSR it signed) when the claim's intent is gone or names
+/// another CSR — nobody can resume with that key. A key another runner may still resume with
+/// (the intent still stores its CSR) stays. Best effort: a leftover is removed by the next
+/// claim that searches the label ([`device_key::plan`]).
+pub async fn give_up_key<K: DeviceKeys>(
+    issuer: &Issuer,
+    keys: &mut K,
+    req: &DeviceRequest,
+    binding: &KeyBinding,
+    made: (KeyOutcome, u32, &Csr),
+) {
+    let (outcome, generation, csr) = made;
+    if !matches!(outcome, KeyOutcome::Created | KeyOutcome::Regenerated) {
+        return;
+    }
+    match issuer.abandoned(&req.device, generation, csr).await {
+        Ok(true) => {
+            if let Err(e) = keys.discard(req, binding).await {
+                tracing::warn!(device = %req.device, "could not remove the key of a given-up claim: {e}");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(device = %req.device, "could not read the registry to remove a given-up key: {e}")
+        }
+    }
 }

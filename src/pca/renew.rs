@@ -30,9 +30,10 @@ use crate::error::{Error, Result};
 use crate::hsm::ec::Curve;
 use crate::pca::batch::Status;
 use crate::pca::csr::{cert_facts, Csr, CsrRequest};
+use crate::pca::device_key::KeyBinding;
 use crate::pca::ids::{DeviceId, Serial};
 use crate::pca::issue::{Claim, Issued, Issuer, RenewalBegin};
-use crate::pca::provision::{DeviceKeys, DeviceRequest, KeyOutcome};
+use crate::pca::provision::{give_up_key, DeviceKeys, DeviceRequest, KeyOutcome};
 use crate::pca::registry::{CertRecord, CertStatus, DeviceState};
 use crate::pca::revoke;
 
@@ -147,12 +148,12 @@ pub async fn renew_device<K: DeviceKeys>(
                     Decision::Due => {}
                 }
             }
-            st
+            Some(st)
         }
         RenewalBegin::Renewed(done) => {
             out.status = Status::AlreadyPresent;
             out.issued = Some(done);
-            issuer.registry().device(&req.device).await?
+            None
         }
         RenewalBegin::Claimed(claim, st) => {
             let issued = issue_renewal(issuer, keys, req, *claim, &st, &mut out).await?;
@@ -162,10 +163,15 @@ pub async fn renew_device<K: DeviceKeys>(
                 Status::AlreadyPresent
             };
             out.issued = Some(issued);
-            issuer.registry().device(&req.device).await?
+            None
         }
     };
     if req.revoke_superseded {
+        // Read again after a renewal: its record changed the device.
+        let st = match st {
+            Some(st) => st,
+            None => issuer.registry().device(&req.device).await?,
+        };
         out.revoked = revoke_superseded(issuer, &st).await?;
     }
     Ok(out)
@@ -235,22 +241,52 @@ async fn issue_renewal<K: DeviceKeys>(
     let old = claim.supersedes.as_deref().cloned().ok_or_else(|| {
         Error::Other("internal: a renewal claim without the certificate it replaces".into())
     })?;
-    let csr = match key_csr(keys, req, &claim, st, &old, out).await {
+    // A rotated key's label belongs to this generation alone, so a fresh intent's key needs no
+    // search when the runner's key index does not know the label.
+    let unsearched = claim.fresh && !matches!(req.key, KeySource::Reuse);
+    let binding = claim.key_binding(unsearched);
+    let csr = match key_csr(keys, req, &binding, &claim, st, &old, out).await {
         Ok(csr) => csr,
         Err(e) => {
+            if out.key_label.is_some() {
+                if let Err(de) = keys.discard(&key_request(req, out), &binding).await {
+                    tracing::warn!(device = %req.device, "could not remove the key of a given-up claim: {de}");
+                }
+            }
             if let Err(re) = issuer.release(&claim).await {
                 tracing::warn!(device = %req.device, "could not release the intent: {re}");
             }
             return Err(e);
         }
     };
-    issuer.complete(claim, Some(&csr)).await
+    let generation = claim.intent.generation;
+    match issuer.complete(claim, Some(&csr)).await {
+        Ok(issued) => Ok(issued),
+        Err(e) => {
+            if let Some(k) = out.key {
+                let kreq = key_request(req, out);
+                give_up_key(issuer, keys, &kreq, &binding, (k, generation, &csr)).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The [`DeviceRequest`] of the HSM key a renewal used (its label as `out` recorded it), for
+/// removing a given-up key.
+fn key_request(req: &RenewRequest, out: &Renewal) -> DeviceRequest {
+    DeviceRequest {
+        key_label: out.key_label.clone().unwrap_or_default(),
+        curve: req.curve,
+        ..DeviceRequest::new(req.device.clone())
+    }
 }
 
 /// The CSR of the new generation, its key checked against the current one.
 async fn key_csr<K: DeviceKeys>(
     keys: &mut K,
     req: &RenewRequest,
+    binding: &KeyBinding,
     claim: &Claim,
     st: &DeviceState,
     old: &CertRecord,
@@ -277,9 +313,9 @@ async fn key_csr<K: DeviceKeys>(
                 curve: req.curve,
                 device_csr: None,
             };
-            let (csr, outcome) = keys.csr_for(&dreq, false).await?;
-            out.key = Some(outcome);
             out.key_label = Some(label);
+            let (csr, outcome) = keys.csr_for(&dreq, binding).await?;
+            out.key = Some(outcome);
             (csr, reuse)
         }
     };

@@ -208,6 +208,34 @@ impl PcaEnv {
         serde_json::from_str(&stdout_of(&a)).unwrap()
     }
 
+    /// Private keys labelled `label` on the token (`list-slots --objects --json`).
+    pub fn private_keys_labelled(&self, label: &str) -> usize {
+        self.private_key_ids(label).len()
+    }
+
+    /// The CKA_IDs (hex) of the private keys labelled `label` (`list-slots --objects --json`).
+    pub fn private_key_ids(&self, label: &str) -> Vec<String> {
+        fn walk(v: &serde_json::Value, label: &str, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    let class = m.get("class").and_then(|c| c.as_str()).unwrap_or("");
+                    if m.get("label").and_then(|l| l.as_str()) == Some(label)
+                        && class.contains("private")
+                    {
+                        let id = m.get("id").and_then(|i| i.as_str()).unwrap_or("");
+                        out.push(id.to_string());
+                    }
+                    m.values().for_each(|x| walk(x, label, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, label, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.objects_json(), label, &mut out);
+        out
+    }
+
     /// `provision --ca-arn <ca> --device-id <id>` on this test's token and table, to add flags to.
     pub fn provision_cmd(&self, device: &str) -> Command {
         let mut c = self.cmd();

@@ -31,7 +31,8 @@ pub enum RenewalBegin {
 
 /// How a renewal intent found in the registry stands for this runner.
 enum Found {
-    Claimed(Box<Intent>),
+    /// Claimed; `true` when this runner created the intent.
+    Claimed(Box<Intent>, bool),
     Again,
 }
 
@@ -75,16 +76,18 @@ impl Issuer {
                     target = Some(generation);
                     let intent = self.new_intent(device, generation);
                     match self.registry.put_intent(&intent).await? {
-                        Written::Yes => Found::Claimed(Box::new(intent)),
+                        Written::Yes => Found::Claimed(Box::new(intent), true),
                         Written::ConditionFailed => Found::Again,
                     }
                 }
             };
-            if let Found::Claimed(intent) = found {
+            if let Found::Claimed(intent, fresh) = found {
                 let claim = Claim {
                     device: device.clone(),
                     intent: *intent,
                     never_claimed: false,
+                    fresh,
+                    recorded_spkis: super::recorded_spkis(&st),
                     supersedes: Some(Box::new(cur)),
                 };
                 return Ok(RenewalBegin::Claimed(Box::new(claim), Box::new(st)));
@@ -109,12 +112,12 @@ impl Issuer {
         }
         let generation = intent.generation;
         match intent.state {
-            IntentState::Issuing => Ok(Found::Claimed(Box::new(intent))),
+            IntentState::Issuing => Ok(Found::Claimed(Box::new(intent), false)),
             IntentState::Issued => Err(Error::Registry(format!(
                 "registry inconsistency: device {device} intent {generation} is ISSUED but CURRENT does not show it"
             ))),
             IntentState::Pending => match self.claim_pending(device, intent).await? {
-                Pending::Claimed(i) => Ok(Found::Claimed(Box::new(i))),
+                Pending::Claimed(i) => Ok(Found::Claimed(Box::new(i), false)),
                 Pending::Lost => Ok(Found::Again),
                 Pending::Held(i) if Instant::now() >= deadline => {
                     Err(Error::HeldByAnotherRunner {

@@ -1,0 +1,203 @@
+//! A device's HSM key is bound to the claim that made it (CKA_ID `hsm-demo/intent/…`), so two
+//! keys under one label never stop a device, and the key kept is the one the records name:
+//! - an unfinished issuance (its CSR stored in the intent) left with a second key under its label
+//!   is finished with the key that signed the stored CSR; the other key is removed;
+//! - a recorded device with a second key under its label keeps the certified key;
+//! - a key another claim made and gave up is never adopted: it is removed and a new one made;
+//! - `generate-key` cannot make a key that looks bound to an intent.
+//!
+//! Keys are read with `list-slots --objects --json` and `export-pubkey`, certificates with
+//! openssl, certificates at AWS counted by the stand-in.
+
+mod common;
+mod pca_support;
+
+use common::{standin, stdout_of};
+use pca_support::PcaEnv;
+
+/// The hex of the CKA_ID mark of intent-bound keys.
+fn intent_mark_hex() -> String {
+    hex::encode(b"hsm-demo/intent/")
+}
+
+fn pubkey_pem(env: &PcaEnv, label: &str) -> String {
+    let a = env
+        .cmd()
+        .args(["export-pubkey", "--label", label])
+        .assert()
+        .success();
+    stdout_of(&a).trim().to_string()
+}
+
+/// The SubjectPublicKeyInfo PEM of a certificate file (openssl).
+fn cert_pubkey_pem(env: &PcaEnv, cert: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(env.path(cert))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A second key pair under `label`, made outside any intent (as an older version or a race left).
+fn second_key(env: &PcaEnv, label: &str) {
+    env.cmd()
+        .args(["generate-key", "--label", label, "--allow-duplicate-label"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn an_unfinished_issuance_with_two_keys_is_finished_with_the_key_its_csr_names() {
+    let env = PcaEnv::new();
+    let label = "device-two-1";
+    // Every IssueCertificate answers 500: the outcome is unknown, so the intent (with the CSR's
+    // digest and token) is kept for a resume.
+    standin::set_switches_for(
+        &env.endpoint,
+        &env.akid,
+        serde_json::json!({"fault_5xx_probability": 1.0, "fault_operations": ["IssueCertificate"]}),
+    );
+    env.provision_cmd("two-1").assert().failure();
+    assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 0);
+    let first = env.private_key_ids(label);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with(&intent_mark_hex()), "{first:?}");
+    let signed_with = pubkey_pem(&env, label);
+    second_key(&env, label);
+    assert_eq!(env.private_keys_labelled(label), 2);
+
+    standin::set_switches_for(
+        &env.endpoint,
+        &env.akid,
+        serde_json::json!({"fault_5xx_probability": 0.0}),
+    );
+    let a = env
+        .cmd()
+        .args([
+            "--json",
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--device-id",
+            "two-1",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    assert_eq!(v["key"], "reused", "{v}");
+    assert_eq!(v["record"]["generation"], 0, "{v}");
+    // The key that signed the stored CSR stays; the other one is gone.
+    assert_eq!(env.private_key_ids(label), first);
+    assert_eq!(pubkey_pem(&env, label), signed_with);
+    assert_eq!(cert_pubkey_pem(&env, "two-1.cert.pem"), signed_with);
+    assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 1);
+}
+
+#[test]
+fn a_recorded_device_with_a_second_key_keeps_the_certified_key() {
+    let env = PcaEnv::new();
+    let label = "device-two-2";
+    let v = env.provision("two-2");
+    let serial = v["record"]["serial"].as_str().unwrap().to_string();
+    let certified = cert_pubkey_pem(&env, "two-2.cert.pem");
+    env.cmd()
+        .args([
+            "pca",
+            "revoke",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
+        ])
+        .assert()
+        .success();
+    second_key(&env, label);
+    assert_eq!(env.private_keys_labelled(label), 2);
+
+    // Generation 1 signs with the key generation 0's certificate carries; the stray goes.
+    let v = env.provision("two-2");
+    assert_eq!(v["record"]["generation"], 1, "{v}");
+    assert_eq!(v["key"], "reused", "{v}");
+    assert_eq!(env.private_keys_labelled(label), 1);
+    assert_eq!(pubkey_pem(&env, label), certified);
+    assert_eq!(cert_pubkey_pem(&env, "two-2.cert.pem"), certified);
+}
+
+#[test]
+fn a_key_another_claim_made_and_gave_up_is_never_adopted() {
+    let env = PcaEnv::new();
+    let label = "device-stale-1";
+    // Another claim's key (its CKA_ID carries the intent mark), left with no intent behind it.
+    let stale_id = format!(
+        "{}{}",
+        intent_mark_hex(),
+        hex::encode("0123456789abcdef0123456789abcdef")
+    );
+    let out = env
+        .token
+        .tool("pkcs11-tool")
+        .arg("--module")
+        .arg(env.token.kind.module_path())
+        .args([
+            "--token-label",
+            &env.token.label,
+            "--login",
+            "--pin",
+            &env.token.pin,
+        ])
+        .args([
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            label,
+            "--id",
+            &stale_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stale = pubkey_pem(&env, label);
+
+    let a = env
+        .cmd()
+        .args([
+            "--json",
+            "provision",
+            "--ca-arn",
+            env.ca(),
+            "--device-id",
+            "stale-1",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
+    assert_eq!(v["key"], "regenerated", "{v}");
+    let ids = env.private_key_ids(label);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_ne!(ids[0], stale_id);
+    assert!(ids[0].starts_with(&intent_mark_hex()), "{ids:?}");
+    let now = pubkey_pem(&env, label);
+    assert_ne!(now, stale);
+    assert_eq!(cert_pubkey_pem(&env, "stale-1.cert.pem"), now);
+}
+
+#[test]
+fn generate_key_refuses_an_id_with_the_intent_mark() {
+    let env = PcaEnv::new();
+    let id = format!("{}00", intent_mark_hex());
+    let a = env
+        .cmd()
+        .args(["generate-key", "--label", "mine", "--id", &id])
+        .assert()
+        .failure()
+        .code(2);
+    common::one_line_error(&a, "marks device keys made under an issuance intent");
+    assert_eq!(env.private_keys_labelled("mine"), 0);
+}
