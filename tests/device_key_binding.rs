@@ -126,10 +126,12 @@ fn a_recorded_device_with_a_second_key_keeps_the_certified_key() {
 }
 
 #[test]
-fn a_key_another_claim_made_and_gave_up_is_never_adopted() {
+fn a_key_another_claim_made_is_never_adopted_and_goes_once_a_record_names_the_kept_one() {
     let env = PcaEnv::new();
     let label = "device-stale-1";
-    // Another claim's key (its CKA_ID carries the intent mark), left with no intent behind it.
+    // Another claim's key (its CKA_ID carries the intent mark), with no intent behind it: this
+    // runner cannot tell a given-up claim from one that replaced it, so it neither uses nor
+    // removes it.
     let stale_id = format!(
         "{}{}",
         intent_mark_hex(),
@@ -163,29 +165,34 @@ fn a_key_another_claim_made_and_gave_up_is_never_adopted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stale = pubkey_pem(&env, label);
+    let v = env.provision("stale-1");
+    assert_eq!(v["key"], "created", "{v}");
+    let ids = env.private_key_ids(label);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let own: Vec<&String> = ids.iter().filter(|i| **i != stale_id).collect();
+    assert_eq!(own.len(), 1, "{ids:?}");
+    assert!(own[0].starts_with(&intent_mark_hex()), "{ids:?}");
+    let certified = cert_pubkey_pem(&env, "stale-1.cert.pem");
 
-    let a = env
-        .cmd()
+    // The next claim of the device with a record naming its key (generation 1 after a
+    // revocation signs with the certified key) removes the stray.
+    let serial = v["record"]["serial"].as_str().unwrap().to_string();
+    env.cmd()
         .args([
-            "--json",
-            "provision",
-            "--ca-arn",
-            env.ca(),
-            "--device-id",
-            "stale-1",
+            "pca",
+            "revoke",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
         ])
         .assert()
         .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout_of(&a)).unwrap();
-    assert_eq!(v["key"], "regenerated", "{v}");
-    let ids = env.private_key_ids(label);
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_ne!(ids[0], stale_id);
-    assert!(ids[0].starts_with(&intent_mark_hex()), "{ids:?}");
-    let now = pubkey_pem(&env, label);
-    assert_ne!(now, stale);
-    assert_eq!(cert_pubkey_pem(&env, "stale-1.cert.pem"), now);
+    let v = env.provision("stale-1");
+    assert_eq!(v["record"]["generation"], 1, "{v}");
+    assert_eq!(v["key"], "reused", "{v}");
+    assert_eq!(env.private_key_ids(label), vec![own[0].clone()]);
+    assert_eq!(pubkey_pem(&env, label), certified);
 }
 
 #[test]
@@ -200,4 +207,59 @@ fn generate_key_refuses_an_id_with_the_intent_mark() {
         .code(2);
     common::one_line_error(&a, "marks device keys made under an issuance intent");
     assert_eq!(env.private_keys_labelled("mine"), 0);
+}
+
+/// A holder whose lease ran out while it was alive stores its CSR between another runner's read
+/// and that runner's take-over: the take-over of the stale read fails (so the other runner reads
+/// again and resumes the stored CSR with its key, instead of removing that key as unnamed), and
+/// a take-over of what is stored now succeeds.
+#[test]
+fn a_take_over_of_an_intent_read_before_its_csr_was_stored_fails() {
+    use hsm_demo::pca::issue::Begin;
+    use hsm_demo::pca::registry::{IssueParams, Written};
+    use hsm_demo::pca::DeviceId;
+
+    let env = PcaEnv::new();
+    let clients = env.clients();
+    let (rt, issuer) = env.issuer(&clients);
+    let device = DeviceId::parse("late-params").unwrap();
+    let Begin::Claimed(claim) = rt.block_on(issuer.begin(&device)).unwrap() else {
+        panic!("a new device is already done")
+    };
+    let read_before = claim.intent.clone();
+    assert!(read_before.params.is_none());
+    let params = IssueParams {
+        token: "0123456789abcdef0123456789abcdef".into(),
+        csr_sha256: "ab".repeat(32),
+        template_arn: "arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1".into(),
+        signing_algorithm: "SHA256WITHECDSA".into(),
+        validity_type: "DAYS".into(),
+        validity_value: 30,
+    };
+    let reg = issuer.registry();
+    let stored = rt
+        .block_on(reg.set_intent_params(&claim.intent, &claim.intent.owner, &params))
+        .unwrap();
+    assert_eq!(stored, Written::Yes);
+    let lease = time::OffsetDateTime::now_utc().unix_timestamp() + 60;
+    let stale = rt
+        .block_on(reg.take_over_intent(&read_before, "other:1:1:n", lease))
+        .unwrap();
+    assert_eq!(stale, Written::ConditionFailed, "took over a stale read");
+    let now = rt.block_on(reg.device(&device)).unwrap();
+    let current = now.intent(0).unwrap().clone();
+    assert_eq!(current.owner, claim.intent.owner, "the holder keeps it");
+    assert_eq!(
+        current.params.as_ref().map(|p| p.token.as_str()),
+        Some(params.token.as_str())
+    );
+    let fresh = rt
+        .block_on(reg.take_over_intent(&current, "other:1:1:n", lease))
+        .unwrap();
+    assert_eq!(fresh, Written::Yes);
+    // The intent remembers whom it was taken from: that claim's key is the taker's to remove.
+    let after = rt.block_on(reg.device(&device)).unwrap();
+    let taken = after.intent(0).unwrap();
+    assert_eq!(taken.owner, "other:1:1:n");
+    assert_eq!(taken.previous_owners, vec![claim.intent.owner.clone()]);
 }

@@ -26,6 +26,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
+use cryptoki::error::RvError;
 use cryptoki::object::ObjectClass;
 
 use crate::error::Result;
@@ -50,7 +51,18 @@ impl KeyIndex {
         let mut roles = TokenKeys::default();
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
             for h in session.find_all_of_class(class)? {
-                let (label, id) = session.label_and_id(h)?;
+                let (label, id) = match session.label_and_id(h) {
+                    Ok(x) => x,
+                    // Destroyed by another process between the search and this read (a runner
+                    // removing a given-up claim's key): gone, so rightly not in the index.
+                    Err(e)
+                        if e.pkcs11()
+                            .is_some_and(|(_, rv)| rv == RvError::ObjectHandleInvalid) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                };
                 idx.insert(&label);
                 roles.note(class, label, &id);
             }

@@ -310,6 +310,7 @@ mod tests {
             params: None,
             cert_arn: cert_arn.map(str::to_string),
             serial: None,
+            previous_owners: Vec::new(),
         }
     }
 

@@ -16,8 +16,9 @@
 //! - Memory is flat in the number of devices: the reader holds one line, the queue and the task
 //!   set are bounded, finished devices leave only counters behind (and at most
 //!   [`MAX_FAILURES_KEPT`] failure reasons; the rest are counted and carry FAILED markers in the
-//!   registry). Devices another runner holds are deferred (kept in memory — in a single-runner
-//!   batch there are none) and retried after the first pass.
+//!   registry). Devices another runner holds, and devices AWS kept throttling for the whole retry
+//!   budget, are deferred (kept in memory — in a single-runner batch within the quota there are
+//!   none) and retried after the first pass.
 //! - Resumable: each device goes through the same intent state machine as single-device
 //!   `provision`, so a rerun after Ctrl-C, SIGKILL or a failure skips recorded devices, completes
 //!   stored ARNs and reissues nothing.
@@ -197,7 +198,8 @@ pub struct Summary {
     pub rate_per_s: f64,
     /// IssueCertificate calls made by this run.
     pub issue_calls: u64,
-    /// Devices deferred because another runner held them (then retried).
+    /// Devices deferred because another runner held them or AWS kept throttling them (then
+    /// retried).
     pub deferred: u64,
     /// Transient HSM errors retried.
     pub hsm_retries: u64,
@@ -235,13 +237,19 @@ struct Ctx {
     job: Option<Arc<dyn DeviceJob>>,
 }
 
+/// Whether the first pass defers the device to the deferred pass rather than failing it: a live
+/// runner holds its intent (begin with peer_wait = 0) or took it over between our claim and our
+/// parameters; or AWS kept throttling one of its calls for the whole retry budget — runners
+/// scaled out on one account briefly ask for more than the quota until their rate controllers
+/// settle, and a device must not fail for that while the fleet is still being worked through.
+/// A throttled IssueCertificate issued nothing (its intent is released), so retrying it later is
+/// a new claim; a throttled GetCertificate leaves the stored ARN to resume.
 fn is_busy(e: &Error) -> bool {
-    // A live runner holds the device's intent (begin with peer_wait = 0), or took it over
-    // between our claim and our parameters.
-    matches!(
-        e,
-        Error::HeldByAnotherRunner { .. } | Error::LostIntent { .. }
-    )
+    match e {
+        Error::HeldByAnotherRunner { .. } | Error::LostIntent { .. } => true,
+        Error::Aws { code: Some(c), .. } => crate::pca::aws::is_throttling_code(c),
+        _ => false,
+    }
 }
 
 enum Outcome {

@@ -12,19 +12,23 @@
 //! | found under the label | used | removed |
 //! |---|---|---|
 //! | the unfinished issuance's CSR (its intent stored the CSR's digest) names a key | that key | every other pair no certificate records |
-//! | a key with this claim's own id | it | intent-bound pairs of other claims that no certificate records |
+//! | a key with this claim's own id | it | the keys of the claims this one took over |
 //! | exactly one key a recorded certificate of the device carries | it | every other pair no certificate records |
-//! | exactly one key not made under an intent (`generate-key`, older versions) | it | intent-bound pairs no certificate records |
-//! | nothing usable | a new pair with this claim's id | as above |
+//! | exactly one key not made under an intent (`generate-key`, older versions) | it | the keys of the claims this one took over |
+//! | nothing usable | a new pair with this claim's id | the keys of the claims this one took over |
 //! | several recorded keys, or several keys made outside an intent | none: an error | nothing |
 //!
-//! An intent-bound pair no certificate records and no stored CSR names belongs to a claim that
-//! was given up or taken over before it sent anything: nothing it signed can be certified (an
-//! IssueCertificate is only sent after the CSR's digest is stored in the intent), and the claim's
-//! runner, if still alive, fails its next conditional write. Half pairs (a run killed inside
-//! C_GenerateKeyPair) are always removed. So a device left with two keys under its label, by a
-//! race or by an older version, is repaired by the next run that holds its intent (`provision
-//! --retry-failed`, or any rerun): the key the records name is kept.
+//! A claim taken over from a dead holder, or from one whose lease ran out before it stored a CSR,
+//! made a key that signed nothing that was sent (an IssueCertificate is only sent after the CSR's
+//! digest is stored in the intent, and the takeover is conditional on no CSR being stored), and
+//! that holder, if still alive, fails its next conditional write and gives up: so the claim that
+//! took over removes that key. Any other intent-bound key is left alone unless a record names
+//! the kept key: it may belong to a claim that took *this* one over while this runner was
+//! stalled, and removing it would remove the key that claim certifies. Half pairs (a run killed
+//! inside C_GenerateKeyPair) are always removed. So a device left with two keys under its label,
+//! by a race or by an older version, is repaired by the next run that holds its intent with a
+//! record naming the key (an unfinished issuance's stored CSR, a recorded certificate): the key
+//! the records name is kept.
 
 use std::sync::RwLock;
 
@@ -129,6 +133,9 @@ pub struct KeyBinding {
     pub stored_csr_sha256: Option<String>,
     /// The public keys (SubjectPublicKeyInfo DER) of the device's recorded certificates.
     pub recorded_spkis: Vec<Vec<u8>>,
+    /// The key ids of the claims this one took the intent over from: their keys signed nothing
+    /// that was sent (no CSR was stored), and those claims can no longer store one.
+    pub replaced_ids: Vec<Vec<u8>>,
 }
 
 /// One key pair found under the label, as [`plan`] sees it.
@@ -200,13 +207,15 @@ pub fn plan(cands: &[Candidate], b: &KeyBinding) -> std::result::Result<Plan, No
             (r, _) => return Err(NoChoice::Ambiguous(r.len())),
         }
     };
-    // `strict`: the kept key is the one the records name, so every unrecorded pair goes;
-    // otherwise only the intent-bound ones (keys made outside an intent are not ours to judge).
+    // `strict`: the kept key is the one the records name, so every unrecorded pair goes.
+    // Otherwise only the keys of the claims this one replaced: another intent-bound key may
+    // belong to a claim that replaced *this* one while it was stalled, and keys made outside an
+    // intent are not ours to judge.
     let destroy = (0..cands.len())
         .filter(|&i| Pick::Use(i) != pick)
         .filter(|&i| {
             let c = &cands[i];
-            !c.intact || (!recorded(c) && (strict || is_intent_key_id(&c.id)))
+            !c.intact || (!recorded(c) && (strict || b.replaced_ids.contains(&c.id)))
         })
         .collect();
     Ok(Plan { pick, destroy })
@@ -275,7 +284,7 @@ fn searched<'s>(
     let found = Found::search(session, label)?;
     let (cands, named_csr) = found.candidates(session, req, b)?;
     let p = plan(&cands, b).map_err(|e| no_choice(e, session, req, b))?;
-    let destroyed = found.destroy(session, &p.destroy, &lock)?;
+    let destroyed = found.destroy(session, label, &p.destroy, &lock)?;
     match (p.pick, named_csr) {
         (Pick::Use(_), Some(csr)) => Ok(Searched::Signed(csr)),
         (Pick::Use(i), None) => Ok(Searched::Key(
@@ -436,9 +445,15 @@ impl Found {
     }
 
     /// Destroys the groups at `which` (never a key-ceremony key), under the token lock.
-    fn destroy(&self, session: &HsmSession, which: &[usize], _lock: &TokenLock) -> Result<usize> {
+    fn destroy(
+        &self,
+        session: &HsmSession,
+        label: &str,
+        which: &[usize],
+        _lock: &TokenLock,
+    ) -> Result<usize> {
         for &i in which {
-            role::require_ordinary("a key under the device's label", &self.groups[i].id)?;
+            role::require_ordinary(label, &self.groups[i].id)?;
         }
         let mut n = 0;
         for &i in which {
@@ -448,6 +463,7 @@ impl Found {
                 n += 1;
             }
             tracing::warn!(
+                label = %label,
                 id = %hex::encode(&g.id),
                 "removed a key pair under the device's label that no record names"
             );
@@ -508,34 +524,33 @@ mod tests {
         );
     }
 
+    fn plan_of(cands: &[Candidate], b: &KeyBinding) -> (Pick, Vec<usize>) {
+        let p = plan(cands, b).unwrap();
+        (p.pick, p.destroy)
+    }
+
     #[test]
-    fn own_key_is_used_and_other_unrecorded_intent_keys_go() {
+    fn own_key_is_used_and_only_a_replaced_claims_key_goes() {
         let c = [
             cand(b"hsm-demo/intent/other", Some(b"k1")),
             cand(b"hsm-demo/intent/me", Some(b"k2")),
             cand(b"legacy", Some(b"k3")),
+            cand(b"hsm-demo/intent/replaced", Some(b"k4")),
         ];
-        let p = plan(&c, &binding(b"hsm-demo/intent/me", &[])).unwrap();
-        assert_eq!(
-            p,
-            Plan {
-                pick: Pick::Use(1),
-                destroy: vec![0]
-            }
-        );
+        let mut b = binding(b"hsm-demo/intent/me", &[]);
+        b.replaced_ids = vec![b"hsm-demo/intent/replaced".to_vec()];
+        assert_eq!(plan_of(&c, &b), (Pick::Use(1), vec![3]));
     }
 
     #[test]
     fn an_unrecorded_key_of_another_claim_is_never_adopted() {
         let c = [cand(b"hsm-demo/intent/other", Some(b"k1"))];
-        let p = plan(&c, &binding(b"hsm-demo/intent/me", &[])).unwrap();
-        assert_eq!(
-            p,
-            Plan {
-                pick: Pick::Generate,
-                destroy: vec![0]
-            }
-        );
+        let mut b = binding(b"hsm-demo/intent/me", &[]);
+        // Not a claim this one replaced (it may have replaced this one): left alone.
+        assert_eq!(plan_of(&c, &b), (Pick::Generate, vec![]));
+        // The claim this one took over: its key goes.
+        b.replaced_ids = vec![b"hsm-demo/intent/other".to_vec()];
+        assert_eq!(plan_of(&c, &b), (Pick::Generate, vec![0]));
     }
 
     #[test]
@@ -561,14 +576,8 @@ mod tests {
             cand(b"legacy", Some(b"k1")),
             cand(b"hsm-demo/intent/other", Some(b"k2")),
         ];
-        let p = plan(&c, &binding(b"hsm-demo/intent/me", &[])).unwrap();
-        assert_eq!(
-            p,
-            Plan {
-                pick: Pick::Use(0),
-                destroy: vec![1]
-            }
-        );
+        let b = binding(b"hsm-demo/intent/me", &[]);
+        assert_eq!(plan_of(&c, &b), (Pick::Use(0), vec![]));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!  INTENT PENDING, holder    → wait (backoff) until waiter certificate_issued (bounded)
 //!    alive and lease valid     it is done / expires GetCertificate                     [after-get-certificate]
 //!  INTENT PENDING, holder    → take over (cond:     check public key == CSR's          [before-record]
-//!    dead or lease expired     owner = old)         TransactWriteItems: SERIAL marker + CERT# + CURRENT
-//!                                                   + INTENT→ISSUED (all conditional)   [after-record]
+//!    dead or lease expired     owner = old, token   TransactWriteItems: SERIAL marker + CERT# + CURRENT
+//!                              as read)             + INTENT→ISSUED (all conditional)   [after-record]
 //! ```
 //!
 //! A rerun after a crash at any point resumes from what the registry holds: before the ARN was
@@ -153,6 +153,12 @@ impl Claim {
             ),
             unsearched,
             stored_csr_sha256: self.intent.params.as_ref().map(|p| p.csr_sha256.clone()),
+            replaced_ids: self
+                .intent
+                .previous_owners
+                .iter()
+                .map(|o| intent_key_id(self.device.as_str(), self.intent.generation, o))
+                .collect(),
             recorded_spkis: self.recorded_spkis.clone(),
         }
     }
@@ -476,6 +482,7 @@ impl Issuer {
             params: None,
             cert_arn: None,
             serial: None,
+            previous_owners: Vec::new(),
         }
     }
 
@@ -503,7 +510,8 @@ impl Issuer {
             "took over an unfinished issuance"
         );
         let mut intent = intent;
-        intent.owner = self.owner.clone();
+        let previous = std::mem::replace(&mut intent.owner, self.owner.clone());
+        intent.previous_owners.push(previous);
         intent.lease_until = lease;
         Ok(Pending::Claimed(intent))
     }

@@ -157,6 +157,10 @@ pub struct Intent {
     /// Serial once recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// The owners this intent was taken over from, oldest first (their keys are the taker's to
+    /// remove, see `pca::device_key`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_owners: Vec<String>,
 }
 
 /// Everything about one device (one Query).

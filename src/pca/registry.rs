@@ -227,6 +227,10 @@ fn parse_intent(it: &Item) -> Option<Intent> {
         params,
         cert_arn: get_s(it, "cert_arn"),
         serial: get_s(it, "serial"),
+        previous_owners: match it.get("previous_owners") {
+            Some(AttributeValue::Ss(v)) => v.clone(),
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -537,26 +541,45 @@ impl Registry {
         self.written("UpdateItem", req.send().await)
     }
 
-    /// Takes over a PENDING intent whose owner is `old_owner` (lease expired or owner dead).
+    /// Takes over a PENDING intent whose owner is `old_owner` (lease expired or owner dead), as
+    /// it was read: with the same stored parameters, or still none. A holder whose lease ran out
+    /// while it was alive may store its parameters between this runner's read and this write;
+    /// taking over regardless would leave this runner deciding on a stale intent (e.g. removing
+    /// the key that signed the CSR about to be sent), so the write then fails and the caller
+    /// reads again.
     pub async fn take_over_intent(
         &self,
         intent: &Intent,
         new_owner: &str,
         lease_until: i64,
     ) -> Result<Written> {
+        let mut values = vec![
+            (":new", s(new_owner)),
+            (":old", s(&intent.owner)),
+            (":lease", n(lease_until)),
+            (":now", s(rfc3339(OffsetDateTime::now_utc()))),
+            (":pending", s(IntentState::Pending.as_str())),
+            (":prev", AttributeValue::Ss(vec![intent.owner.clone()])),
+        ];
+        let condition = match &intent.params {
+            None => "#owner = :old AND #state = :pending AND attribute_not_exists(#token)",
+            Some(p) => {
+                values.push((":token", s(&p.token)));
+                "#owner = :old AND #state = :pending AND #token = :token"
+            }
+        };
         self.update_intent(
             &intent.device_id,
             intent.generation,
-            "SET #owner = :new, lease_until = :lease, updated_at = :now",
-            "#owner = :old AND #state = :pending",
-            &[("#owner", "owner"), ("#state", "state")],
-            vec![
-                (":new", s(new_owner)),
-                (":old", s(&intent.owner)),
-                (":lease", n(lease_until)),
-                (":now", s(rfc3339(OffsetDateTime::now_utc()))),
-                (":pending", s(IntentState::Pending.as_str())),
+            "SET #owner = :new, lease_until = :lease, updated_at = :now ADD #prev :prev",
+            condition,
+            &[
+                ("#owner", "owner"),
+                ("#state", "state"),
+                ("#token", "token"),
+                ("#prev", "previous_owners"),
             ],
+            values,
         )
         .await
     }
