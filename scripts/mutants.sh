@@ -28,6 +28,7 @@ MODULES=(
   "keygen|src/hsm/keygen.rs|--test guarantees_key_attributes --test hsm_flow --test hsm_lookup --test hsm_bad_input --test hsm_ceremony_recover --test hsm_ceremony_keys --test keygen_library"
   "pin|src/hsm/pin.rs|--lib --test guarantees_pin_secrecy --test hostile_input_hsm --test hsm_bad_input --test hsm_interop"
   "transcript|src/ceremony/transcript.rs|--lib --test hsm_ceremony --test hsm_ceremony_recover"
+  "device_key|src/pca/device_key.rs|--lib --test device_key_binding --test pca_terminal_errors --test batch_key_index"
 )
 
 command -v cargo-mutants >/dev/null || {

@@ -14,17 +14,7 @@ mod pca_support;
 use std::sync::Arc;
 
 use batch_support::*;
-use common::stdout_of;
 use pca_support::PcaEnv;
-
-fn pubkey_pem(env: &PcaEnv, label: &str) -> String {
-    let a = env
-        .cmd()
-        .args(["export-pubkey", "--label", label])
-        .assert()
-        .success();
-    stdout_of(&a).trim().to_string()
-}
 
 #[test]
 fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
@@ -38,7 +28,7 @@ fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
             .args(["generate-key", "--label", &label])
             .assert()
             .success();
-        pre_pems.push(pubkey_pem(&env, &label));
+        pre_pems.push(env.pubkey_pem(&label));
     }
     let m = write_csv(&env, "fleet.csv", &devs);
     let r = run_ok(&env, &m, &[]);
@@ -56,7 +46,7 @@ fn keys_made_before_the_run_are_found_through_the_index_and_reused() {
         let label = format!("device-{d}");
         assert_eq!(env.private_keys_labelled(&label), 1, "{label}");
         assert_eq!(
-            &pubkey_pem(&env, &label),
+            &env.pubkey_pem(&label),
             pem,
             "{label}: a new key replaced it"
         );
@@ -117,7 +107,7 @@ fn only_a_device_the_registry_never_saw_skips_the_token_search() {
         .args(["generate-key", "--label", label])
         .assert()
         .success();
-    let made = pubkey_pem(&env, label);
+    let made = env.pubkey_pem(label);
     let req = DeviceRequest::new(DeviceId::parse("ki-late").unwrap());
     let (csr, outcome) = rt.block_on(pool.csr(&req, &binding(&req, false))).unwrap();
     assert_eq!(outcome, KeyOutcome::Reused, "searched, found, reused");
@@ -135,7 +125,7 @@ fn only_a_device_the_registry_never_saw_skips_the_token_search() {
     assert_eq!(outcome, KeyOutcome::Reused);
     pool.shutdown();
     assert_eq!(env.private_keys_labelled(label), 1);
-    assert_eq!(pubkey_pem(&env, label), made);
+    assert_eq!(env.pubkey_pem(label), made);
     assert_eq!(env.private_keys_labelled("device-ki-new"), 1);
 }
 

@@ -20,15 +20,6 @@ fn intent_mark_hex() -> String {
     hex::encode(b"hsm-demo/intent/")
 }
 
-fn pubkey_pem(env: &PcaEnv, label: &str) -> String {
-    let a = env
-        .cmd()
-        .args(["export-pubkey", "--label", label])
-        .assert()
-        .success();
-    stdout_of(&a).trim().to_string()
-}
-
 /// The SubjectPublicKeyInfo PEM of a certificate file (openssl).
 fn cert_pubkey_pem(env: &PcaEnv, cert: &str) -> String {
     let out = std::process::Command::new("openssl")
@@ -64,7 +55,7 @@ fn an_unfinished_issuance_with_two_keys_is_finished_with_the_key_its_csr_names()
     let first = env.private_key_ids(label);
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(first[0].starts_with(&intent_mark_hex()), "{first:?}");
-    let signed_with = pubkey_pem(&env, label);
+    let signed_with = env.pubkey_pem(label);
     second_key(&env, label);
     assert_eq!(env.private_keys_labelled(label), 2);
 
@@ -90,7 +81,7 @@ fn an_unfinished_issuance_with_two_keys_is_finished_with_the_key_its_csr_names()
     assert_eq!(v["record"]["generation"], 0, "{v}");
     // The key that signed the stored CSR stays; the other one is gone.
     assert_eq!(env.private_key_ids(label), first);
-    assert_eq!(pubkey_pem(&env, label), signed_with);
+    assert_eq!(env.pubkey_pem(label), signed_with);
     assert_eq!(cert_pubkey_pem(&env, "two-1.cert.pem"), signed_with);
     assert_eq!(standin::issued_count(&env.endpoint, env.ca()), 1);
 }
@@ -102,17 +93,7 @@ fn a_recorded_device_with_a_second_key_keeps_the_certified_key() {
     let v = env.provision("two-2");
     let serial = v["record"]["serial"].as_str().unwrap().to_string();
     let certified = cert_pubkey_pem(&env, "two-2.cert.pem");
-    env.cmd()
-        .args([
-            "pca",
-            "revoke",
-            "--serial",
-            &serial,
-            "--reason",
-            "superseded",
-        ])
-        .assert()
-        .success();
+    env.revoke(&serial, "superseded");
     second_key(&env, label);
     assert_eq!(env.private_keys_labelled(label), 2);
 
@@ -121,7 +102,7 @@ fn a_recorded_device_with_a_second_key_keeps_the_certified_key() {
     assert_eq!(v["record"]["generation"], 1, "{v}");
     assert_eq!(v["key"], "reused", "{v}");
     assert_eq!(env.private_keys_labelled(label), 1);
-    assert_eq!(pubkey_pem(&env, label), certified);
+    assert_eq!(env.pubkey_pem(label), certified);
     assert_eq!(cert_pubkey_pem(&env, "two-2.cert.pem"), certified);
 }
 
@@ -177,22 +158,12 @@ fn a_key_another_claim_made_is_never_adopted_and_goes_once_a_record_names_the_ke
     // The next claim of the device with a record naming its key (generation 1 after a
     // revocation signs with the certified key) removes the stray.
     let serial = v["record"]["serial"].as_str().unwrap().to_string();
-    env.cmd()
-        .args([
-            "pca",
-            "revoke",
-            "--serial",
-            &serial,
-            "--reason",
-            "superseded",
-        ])
-        .assert()
-        .success();
+    env.revoke(&serial, "superseded");
     let v = env.provision("stale-1");
     assert_eq!(v["record"]["generation"], 1, "{v}");
     assert_eq!(v["key"], "reused", "{v}");
     assert_eq!(env.private_key_ids(label), vec![own[0].clone()]);
-    assert_eq!(pubkey_pem(&env, label), certified);
+    assert_eq!(env.pubkey_pem(label), certified);
 }
 
 #[test]

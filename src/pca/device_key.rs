@@ -87,7 +87,8 @@ pub enum KeyOutcome {
     Created,
     /// Found by label and reused.
     Reused,
-    /// Half a key pair (an interrupted key generation) was removed and a new pair generated.
+    /// A pair left by an interrupted run (half a pair, or the key of a claim this one took over)
+    /// was removed and a new pair generated.
     Regenerated,
     /// Not touched (the certificate was already issued or its ARN already stored).
     Untouched,

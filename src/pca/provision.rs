@@ -89,7 +89,7 @@ impl fmt::Display for Step {
                 KeyOutcome::Reused => write!(f, "key '{label}' found in the HSM, reused"),
                 KeyOutcome::Regenerated => write!(
                     f,
-                    "key '{label}': incomplete pair from an interrupted run removed, new pair generated"
+                    "key '{label}': a pair an interrupted run left was removed, new pair generated"
                 ),
                 KeyOutcome::Untouched => write!(f, "key '{label}' not needed"),
                 KeyOutcome::Device => write!(f, "device-generated key: no HSM key"),

@@ -208,6 +208,24 @@ impl PcaEnv {
         serde_json::from_str(&stdout_of(&a)).unwrap()
     }
 
+    /// `pca revoke --serial <serial> --reason <reason>` (asserts success).
+    pub fn revoke(&self, serial: &str, reason: &str) {
+        self.cmd()
+            .args(["pca", "revoke", "--serial", serial, "--reason", reason])
+            .assert()
+            .success();
+    }
+
+    /// `export-pubkey --label <label>`: the public key's PEM (asserts success).
+    pub fn pubkey_pem(&self, label: &str) -> String {
+        let a = self
+            .cmd()
+            .args(["export-pubkey", "--label", label])
+            .assert()
+            .success();
+        stdout_of(&a).trim().to_string()
+    }
+
     /// Private keys labelled `label` on the token (`list-slots --objects --json`).
     pub fn private_keys_labelled(&self, label: &str) -> usize {
         self.private_key_ids(label).len()
