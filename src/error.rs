@@ -98,6 +98,20 @@ pub enum Error {
         token: String,
     },
 
+    /// The key that signed an unfinished issuance's stored CSR is not (or not yet, for this
+    /// process: SoftHSM2 may not show another process's new objects at once) under its label.
+    #[error("device {device}: the key that signed its unfinished issuance's CSR (digest {csr_sha256}) is not under label '{label}' on token '{token}': rerun (`--retry-failed`); if it is gone, run `hsm-demo pca reconcile --device-id {device}`")]
+    StoredKeyNotFound {
+        /// Device id.
+        device: String,
+        /// Key label.
+        label: String,
+        /// Token label.
+        token: String,
+        /// The stored CSR's digest.
+        csr_sha256: String,
+    },
+
     /// A key with that label or id already exists.
     #[error("a key with {what} already exists on token '{token}': choose another label or pass --allow-duplicate-label")]
     KeyExists {

@@ -31,6 +31,30 @@ fn cert_pubkey_pem(env: &PcaEnv, cert: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// pkcs11-tool on the test token, logged in (asserts success).
+fn pkcs11_tool(env: &PcaEnv, args: &[&str]) {
+    let out = env
+        .token
+        .tool("pkcs11-tool")
+        .arg("--module")
+        .arg(env.token.kind.module_path())
+        .args([
+            "--token-label",
+            &env.token.label,
+            "--login",
+            "--pin",
+            &env.token.pin,
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A second key pair under `label`, made outside any intent (as an older version or a race left).
 fn second_key(env: &PcaEnv, label: &str) {
     env.cmd()
@@ -118,19 +142,9 @@ fn a_key_another_claim_made_is_never_adopted_and_goes_once_a_record_names_the_ke
         intent_mark_hex(),
         hex::encode("0123456789abcdef0123456789abcdef")
     );
-    let out = env
-        .token
-        .tool("pkcs11-tool")
-        .arg("--module")
-        .arg(env.token.kind.module_path())
-        .args([
-            "--token-label",
-            &env.token.label,
-            "--login",
-            "--pin",
-            &env.token.pin,
-        ])
-        .args([
+    pkcs11_tool(
+        &env,
+        &[
             "--keypairgen",
             "--key-type",
             "EC:prime256v1",
@@ -138,13 +152,7 @@ fn a_key_another_claim_made_is_never_adopted_and_goes_once_a_record_names_the_ke
             label,
             "--id",
             &stale_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let v = env.provision("stale-1");
     assert_eq!(v["key"], "created", "{v}");
@@ -233,4 +241,68 @@ fn a_take_over_of_an_intent_read_before_its_csr_was_stored_fails() {
     let taken = after.intent(0).unwrap();
     assert_eq!(taken.owner, "other:1:1:n");
     assert_eq!(taken.previous_owners, vec![claim.intent.owner.clone()]);
+}
+
+/// Half a pair under the label (as a run killed inside C_GenerateKeyPair leaves it), either half:
+/// removed, and a new pair generated and certified.
+#[test]
+fn half_a_pair_under_the_label_is_removed_and_a_new_pair_generated() {
+    let env = PcaEnv::new();
+    for (device, gone) in [("half-1", "pubkey"), ("half-2", "privkey")] {
+        let label = format!("device-{device}");
+        let id = format!(
+            "{}{}",
+            intent_mark_hex(),
+            hex::encode(format!("{device:0>32}"))
+        );
+        pkcs11_tool(
+            &env,
+            &[
+                "--keypairgen",
+                "--key-type",
+                "EC:prime256v1",
+                "--label",
+                &label,
+                "--id",
+                &id,
+            ],
+        );
+        pkcs11_tool(&env, &["--delete-object", "--type", gone, "--id", &id]);
+
+        let v = env.provision(device);
+        assert_eq!(v["key"], "regenerated", "{device}: {v}");
+        let ids = env.private_key_ids(&label);
+        assert_eq!(ids.len(), 1, "{device}: {ids:?}");
+        assert_ne!(ids[0], id, "{device}: the half pair is gone");
+        let cert = format!("{device}.cert.pem");
+        assert_eq!(cert_pubkey_pem(&env, &cert), env.pubkey_pem(&label));
+    }
+}
+
+/// Two private keys with one label and one CKA_ID (made by another tool): nothing tells them
+/// apart, so provisioning refuses with one line before any AWS Private CA call and removes
+/// neither.
+#[test]
+fn two_private_keys_with_one_id_are_refused_and_kept() {
+    let env = PcaEnv::new();
+    let label = "device-twin-1";
+    for _ in 0..2 {
+        pkcs11_tool(
+            &env,
+            &[
+                "--keypairgen",
+                "--key-type",
+                "EC:prime256v1",
+                "--label",
+                label,
+                "--id",
+                "7777",
+            ],
+        );
+    }
+    assert_eq!(env.private_keys_labelled(label), 2);
+    let a = env.provision_cmd("twin-1").assert().failure().code(1);
+    common::one_line_error(&a, "look-up is ambiguous");
+    assert_eq!(env.private_keys_labelled(label), 2);
+    assert_eq!(standin::issue_calls(&env.endpoint, env.ca()), 0);
 }

@@ -247,6 +247,7 @@ struct Ctx {
 fn is_busy(e: &Error) -> bool {
     match e {
         Error::HeldByAnotherRunner { .. } | Error::LostIntent { .. } => true,
+        Error::StoredKeyNotFound { .. } => true,
         Error::Aws { code: Some(c), .. } => crate::pca::aws::is_throttling_code(c),
         _ => false,
     }

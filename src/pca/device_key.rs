@@ -284,6 +284,13 @@ fn searched<'s>(
     let lock = TokenLock::acquire(session)?;
     let found = Found::search(session, label)?;
     let (cands, named_csr) = found.candidates(session, req, b)?;
+    tracing::debug!(
+        label = %label,
+        found = cands.len(),
+        ids = %cands.iter().map(|c| hex::encode(&c.id)).collect::<Vec<_>>().join(","),
+        replaced = b.replaced_ids.len(),
+        "key pairs under the device's label"
+    );
     let p = plan(&cands, b).map_err(|e| no_choice(e, session, req, b))?;
     let destroyed = found.destroy(session, label, &p.destroy, &lock)?;
     match (p.pick, named_csr) {
@@ -333,11 +340,12 @@ fn no_choice(e: NoChoice, session: &HsmSession, req: &DeviceRequest, b: &KeyBind
     let device = &req.device;
     let label = &req.key_label;
     match e {
-        NoChoice::StoredKeyGone => Error::Registry(format!(
-            "device {device}: the key that signed its unfinished issuance's CSR (digest {}) is no longer under label '{label}' on token '{}': run `hsm-demo pca reconcile --device-id {device}`",
-            b.stored_csr_sha256.as_deref().unwrap_or_default(),
-            session.token_label()
-        )),
+        NoChoice::StoredKeyGone => Error::StoredKeyNotFound {
+            device: device.to_string(),
+            label: label.to_string(),
+            token: session.token_label().to_string(),
+            csr_sha256: b.stored_csr_sha256.clone().unwrap_or_default(),
+        },
         NoChoice::Ambiguous(count) => Error::KeyAmbiguous {
             what: format!(
                 "private key with label '{label}' (none recorded for device {device} or all of them)"
