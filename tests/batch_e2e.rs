@@ -312,26 +312,7 @@ fn remove_keys(env: &PcaEnv, label: &str) {
     ids.dedup();
     for id in ids {
         for ty in ["privkey", "pubkey"] {
-            let out = env
-                .token
-                .tool("pkcs11-tool")
-                .arg("--module")
-                .arg(env.token.kind.module_path())
-                .args([
-                    "--token-label",
-                    &env.token.label,
-                    "--login",
-                    "--pin",
-                    &env.token.pin,
-                ])
-                .args(["--delete-object", "--type", ty, "--id", &id])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "delete {ty} {id}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            env.pkcs11_tool(&["--delete-object", "--type", ty, "--id", &id]);
         }
     }
 }

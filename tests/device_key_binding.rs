@@ -31,30 +31,6 @@ fn cert_pubkey_pem(env: &PcaEnv, cert: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// pkcs11-tool on the test token, logged in (asserts success).
-fn pkcs11_tool(env: &PcaEnv, args: &[&str]) {
-    let out = env
-        .token
-        .tool("pkcs11-tool")
-        .arg("--module")
-        .arg(env.token.kind.module_path())
-        .args([
-            "--token-label",
-            &env.token.label,
-            "--login",
-            "--pin",
-            &env.token.pin,
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A second key pair under `label`, made outside any intent (as an older version or a race left).
 fn second_key(env: &PcaEnv, label: &str) {
     env.cmd()
@@ -142,18 +118,7 @@ fn a_key_another_claim_made_is_never_adopted_and_goes_once_a_record_names_the_ke
         intent_mark_hex(),
         hex::encode("0123456789abcdef0123456789abcdef")
     );
-    pkcs11_tool(
-        &env,
-        &[
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--label",
-            label,
-            "--id",
-            &stale_id,
-        ],
-    );
+    env.pkcs11_tool_keypair(label, &stale_id);
     let v = env.provision("stale-1");
     assert_eq!(v["key"], "created", "{v}");
     let ids = env.private_key_ids(label);
@@ -255,19 +220,8 @@ fn half_a_pair_under_the_label_is_removed_and_a_new_pair_generated() {
             intent_mark_hex(),
             hex::encode(format!("{device:0>32}"))
         );
-        pkcs11_tool(
-            &env,
-            &[
-                "--keypairgen",
-                "--key-type",
-                "EC:prime256v1",
-                "--label",
-                &label,
-                "--id",
-                &id,
-            ],
-        );
-        pkcs11_tool(&env, &["--delete-object", "--type", gone, "--id", &id]);
+        env.pkcs11_tool_keypair(&label, &id);
+        env.pkcs11_tool(&["--delete-object", "--type", gone, "--id", &id]);
 
         let v = env.provision(device);
         assert_eq!(v["key"], "regenerated", "{device}: {v}");
@@ -287,18 +241,7 @@ fn two_private_keys_with_one_id_are_refused_and_kept() {
     let env = PcaEnv::new();
     let label = "device-twin-1";
     for _ in 0..2 {
-        pkcs11_tool(
-            &env,
-            &[
-                "--keypairgen",
-                "--key-type",
-                "EC:prime256v1",
-                "--label",
-                label,
-                "--id",
-                "7777",
-            ],
-        );
+        env.pkcs11_tool_keypair(label, "7777");
     }
     assert_eq!(env.private_keys_labelled(label), 2);
     let a = env.provision_cmd("twin-1").assert().failure().code(1);

@@ -208,6 +208,43 @@ impl PcaEnv {
         serde_json::from_str(&stdout_of(&a)).unwrap()
     }
 
+    /// pkcs11-tool on this test's token, logged in, with `args` (asserts success).
+    pub fn pkcs11_tool(&self, args: &[&str]) {
+        let out = self
+            .token
+            .tool("pkcs11-tool")
+            .arg("--module")
+            .arg(self.token.kind.module_path())
+            .args([
+                "--token-label",
+                &self.token.label,
+                "--login",
+                "--pin",
+                &self.token.pin,
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pkcs11-tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A P-256 key pair made by pkcs11-tool (not hsm-demo) with this label and CKA_ID (hex).
+    pub fn pkcs11_tool_keypair(&self, label: &str, id_hex: &str) {
+        self.pkcs11_tool(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            label,
+            "--id",
+            id_hex,
+        ]);
+    }
+
     /// `pca revoke --serial <serial> --reason <reason>` (asserts success).
     pub fn revoke(&self, serial: &str, reason: &str) {
         self.cmd()
