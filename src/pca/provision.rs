@@ -4,9 +4,10 @@
 //! The intent is claimed *before* the key is generated, so two runners provisioning the same device
 //! at once never both generate a key: the loser waits for the winner's result. The key carries its
 //! claim's CKA_ID ([`device_key`]): a run that resumes an issuance whose CSR was stored signs with
-//! exactly the key that signed it; a key a crashed or given-up claim made before storing anything
-//! is removed and replaced; several keys under the label that nothing recorded tells apart are an
-//! error, never a guess. A claim given up removes the key it made ([`give_up_key`]).
+//! exactly the key that signed it; a takeover removes the key of the claim it replaced (dead, or
+//! expired before it stored a CSR) and makes its own; several keys under the label that nothing
+//! recorded tells apart are an error, never a guess. A claim given up removes the key it made
+//! ([`give_up_key`]).
 //!
 //! For batch provisioning: [`provision_device`] takes any [`DeviceKeys`] (e.g. one that hands the
 //! HSM work to a worker thread owning a PKCS#11 session and awaits its reply), so the future can
